@@ -1,0 +1,50 @@
+"""chainsim: declarative, YAML-driven event-chain simulation.
+
+The public surface, for programs and tests that drive the engine directly:
+
+    from engine import load_catalog, RunOptions, Simulation
+    catalog = load_catalog("chains/")
+    events = run_to_list(catalog, RunOptions(seed=7, start_ms=0, count=10, rate=5))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ChainError, Problem, RunError, UsageError
+from .loader import Catalog, load_catalog
+from .simulation import RunOptions, Simulation, Stats
+
+__all__ = [
+    "Catalog",
+    "ChainError",
+    "Problem",
+    "RunError",
+    "RunOptions",
+    "Simulation",
+    "Stats",
+    "UsageError",
+    "load_catalog",
+    "run_to_list",
+]
+
+
+class _ListSink:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def write(self, event: dict[str, Any], line: bytes) -> None:
+        self.events.append(event)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_to_list(catalog: Catalog, options: RunOptions) -> list[dict[str, Any]]:
+    """Run in virtual time and return the events, in order (for tests and notebooks)."""
+    sink = _ListSink()
+    Simulation(catalog, options, sink).run()
+    return sink.events

@@ -1,0 +1,179 @@
+"""Safe YAML loading for untrusted chain files, keeping the line and column of every value.
+
+Safe loading only (no Python tags), duplicate keys are errors, and nesting depth, aliases and the
+size a document expands to are bounded, so an alias bomb or a 100,000-level nest is refused quickly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+MAX_BYTES = 2_000_000
+MAX_DEPTH = 64
+MAX_ALIASES = 200
+MAX_NODES = 200_000
+
+Path = tuple[str | int, ...]
+
+_MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
+# Scalars that stay text: a timestamp or binary blob is just a string in an event payload.
+_AS_TEXT = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
+
+
+@attrs.frozen
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+    style: str | None = None  # the scalar's style: None plain, '"', "'", '|', '>'
+
+
+class YamlError(ValueError):
+    """A file is not YAML we accept; line and column are 1-based."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0, hint: str = "") -> None:
+        super().__init__(message)
+        self.message, self.line, self.column, self.hint = message, line, column, hint
+
+
+@attrs.frozen
+class Document:
+    """A loaded YAML file: plain data, plus where each value (and each mapping key) stands."""
+
+    data: Any
+    marks: dict[Path, Mark]
+    key_marks: dict[Path, Mark]
+
+    def mark(self, path: Path, key: bool = False) -> Mark:
+        """The mark of the value at path (or of its key), else of the nearest enclosing value."""
+        table = self.key_marks if key else self.marks
+        if path in table:
+            return table[path]
+        while path:
+            path = path[:-1]
+            if path in self.marks:
+                return self.marks[path]
+        return Mark(1, 1)
+
+
+def _mark_of(node: Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1, getattr(node, "style", None))
+
+
+def _check_shape(text: str) -> None:
+    """Refuse deep nesting and many aliases from the event stream, before anything is built."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlError(
+                    f"nesting deeper than {MAX_DEPTH} levels",
+                    event.start_mark.line + 1,
+                    event.start_mark.column + 1,
+                    "chain files are shallow; flatten the structure",
+                )
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise YamlError(
+                    f"more than {MAX_ALIASES} aliases",
+                    event.start_mark.line + 1,
+                    event.start_mark.column + 1,
+                    "use fewer *aliases; write shared lists once under chains/data/",
+                )
+
+
+class _Builder:
+    """Turns a composed node tree into plain data, recording marks by path."""
+
+    def __init__(self) -> None:
+        self.constructor = yaml.SafeLoader("")
+        self.marks: dict[Path, Mark] = {}
+        self.key_marks: dict[Path, Mark] = {}
+        self.nodes = 0
+
+    def build(self, node: Node, path: Path) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise YamlError(
+                f"document expands to more than {MAX_NODES} values",
+                *attrs.astuple(_mark_of(node))[:2],
+                "aliases that repeat aliases multiply; write the data out or make it smaller",
+            )
+        self.marks.setdefault(path, _mark_of(node))
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag in _AS_TEXT:
+            return node.value
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as error:
+            mark = _mark_of(node)
+            raise YamlError(
+                f"tag {node.tag!r} is not allowed",
+                mark.line,
+                mark.column,
+                "chain files are plain YAML: no custom tags",
+            ) from error
+
+    def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for source in merged:
+                    value = self.build(source, path)
+                    if not isinstance(value, dict):
+                        raise YamlError("a merge key (<<) takes a mapping", *attrs.astuple(_mark_of(source))[:2])
+                    result.update(value)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                mark = _mark_of(key_node)
+                raise YamlError("mapping keys must be plain strings", mark.line, mark.column)
+            key = key_node.value if key_node.tag == _STR else str(self._scalar(key_node))
+            if key in own:
+                mark = _mark_of(key_node)
+                raise YamlError(
+                    f"duplicate key {key!r}",
+                    mark.line,
+                    mark.column,
+                    f"{key!r} is already set at line {self.key_marks[(*path, key)].line}; keep one",
+                )
+            self.key_marks[(*path, key)] = _mark_of(key_node)
+            own[key] = self.build(value_node, (*path, key))
+        result.update(own)
+        return result
+
+
+def load(text: str) -> Document:
+    """Parse one YAML document; raise YamlError with a 1-based line and column."""
+    if len(text) > MAX_BYTES:
+        raise YamlError(f"file is larger than {MAX_BYTES} bytes", 1, 1)
+    try:
+        _check_shape(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        message = " ".join(filter(None, [error.context, error.problem])) or str(error)
+        raise YamlError(f"invalid YAML: {message}", line, column) from None
+    except yaml.YAMLError as error:
+        raise YamlError(f"invalid YAML: {error}", 1, 1) from None
+    if node is None:
+        return Document(None, {(): Mark(1, 1)}, {})
+    builder = _Builder()
+    data = builder.build(node, ())
+    return Document(data, builder.marks, builder.key_marks)

@@ -1,0 +1,243 @@
+"""The command line: `run` (the default verb), `validate` and `list`. Errors map to exit codes here only.
+
+Events go to stdout (or the chosen sinks); logs, errors and the summary go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .delays import parse_duration
+from .errors import ChainError, RunError, UsageError, json_path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+VERBS = ("run", "validate", "list")
+DEV_INITIAL, DEV_INTERVAL, COUNT_RATE = 20, "5s", 10.0
+
+DESCRIPTION = """\
+Run declarative event chains (YAML) and write their events as JSON lines.
+
+  chainsim --chains chains/                     development mode: 20 chains at once, then one every 5 s,
+                                                on the wall clock, until Ctrl-C
+  chainsim --chains chains/ --count 1000 --seed 7 --start 2026-01-01T00:00:00Z
+                                                exactly 1000 chains in virtual time, then exit
+  chainsim validate --chains chains/            check every file, list every problem (exit 2)
+  chainsim list --chains chains/                each chain with its share, steps and event types
+"""
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(float(text) if text.replace(".", "", 1).isdigit() else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 500, 500ms, 1.5s, 2m)") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--chains", default="chains", metavar="DIR",
+                        help="folder of chain files (*.yaml), with shared data under DIR/data/ (default: chains)")
+    common.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
+
+    parser = argparse.ArgumentParser(prog="chainsim", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", metavar="{run,validate,list}")
+    run = verbs.add_parser("run", parents=[common], help="run chains and write events (the default verb)",
+                           description="Run chains and write their events.")
+    _add_run_flags(run)
+    verbs.add_parser("validate", parents=[common], help="check every chain file; exit 2 listing every problem",
+                     description="Check every chain file; exit 0 when valid, 2 with every problem listed.")
+    verbs.add_parser("list", parents=[common], help="each chain with its share, steps and event types",
+                     description="List each chain with its share in percent, its steps and event types.")
+    return parser
+
+
+def _add_run_flags(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group("what to run")
+    group.add_argument("--count", type=_positive_int, metavar="N",
+                       help="start exactly N chain instances, in virtual time unless --realtime, then exit")
+    group.add_argument("--duration", type=_duration, metavar="TIME",
+                       help="stop after this much simulated time (e.g. 10m); in virtual time unless --realtime")
+    group.add_argument("--seed", type=int, metavar="S",
+                       help="seed of every random draw; the same files, seed and start give the same bytes "
+                            "(default: a random seed, printed on stderr)")
+    group.add_argument("--start", metavar="ISO",
+                       help="simulated start time, e.g. 2026-01-01T00:00:00Z (default: now)")
+    arrivals = run.add_argument_group("when chains start")
+    arrivals.add_argument("--rate", type=_positive_float, metavar="R",
+                          help=f"Poisson arrivals: R chain starts per second of simulated time "
+                               f"(default with --count or --duration: {COUNT_RATE:g})")
+    arrivals.add_argument("--interval", type=_duration, metavar="TIME",
+                          help=f"one chain start every TIME (default in development mode: {DEV_INTERVAL})")
+    arrivals.add_argument("--initial", type=_positive_int, metavar="N",
+                          help=f"chains started at once at the beginning (default: {DEV_INITIAL} in development "
+                               f"mode, else 0)")
+    clock = run.add_argument_group("clock")
+    clock.add_argument("--realtime", action="store_true",
+                       help="pace a finite run on the wall clock (development mode always does)")
+    clock.add_argument("--speed", type=_positive_float, default=1.0, metavar="F",
+                       help="with the wall clock, run simulated time F times faster (default: 1)")
+    output = run.add_argument_group("output")
+    output.add_argument("--output", "-o", metavar="FILE", help="write JSON lines to FILE instead of stdout")
+    output.add_argument("--sink", action="append", default=[], metavar="SPEC",
+                        help="send events to a sink, repeatable: jsonl:- (stdout), jsonl:FILE")
+    output.add_argument("--quiet", "-q", action="store_true", help="print only the one-line summary on stderr")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `chainsim` and `python -m engine`."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] not in (*VERBS, "-h", "--help"):
+        args_list.insert(0, "run")
+    args = build_parser().parse_args(args_list)
+    try:
+        if args.verb == "validate":
+            return _validate(args)
+        if args.verb == "list":
+            return _list(args)
+        return _run(args)
+    except ChainError as error:
+        print(error.report(), file=sys.stderr)
+        return EXIT_INVALID
+    except (UsageError, RunError) as error:
+        print(f"chainsim: error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"chainsim: internal error: {type(error).__name__}: {error} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .loader import load_catalog
+
+    catalog = load_catalog(args.chains)
+    names = len(catalog.chains)
+    print(f"{catalog.directory}: {names} chain{'s' if names != 1 else ''} valid", file=sys.stderr)
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .listing import describe_catalog
+    from .loader import load_catalog
+
+    print(describe_catalog(load_catalog(args.chains)))
+    return EXIT_OK
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from .events import parse_timestamp
+    from .simulation import RunOptions
+
+    if args.rate is not None and args.interval is not None:
+        raise UsageError("give --rate (Poisson arrivals) or --interval (fixed gap), not both")
+    finite = args.count is not None or args.duration is not None
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    if args.start is None:
+        start_ms = int(time.time() * 1000)
+    else:
+        try:
+            start_ms = parse_timestamp(args.start)
+        except ValueError:
+            raise UsageError(f"--start {args.start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
+    rate, interval = args.rate, args.interval
+    if rate is None and interval is None:
+        rate, interval = (COUNT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
+    initial = args.initial if args.initial is not None else (0 if finite else DEV_INITIAL)
+    duration = None if args.duration is None else round(args.duration)
+    return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,
+                      initial=initial, realtime=args.realtime or not finite, speed=args.speed,
+                      duration_ms=duration)
+
+
+def _open_sinks(args: argparse.Namespace) -> Any:
+    from .sinks import Fanout, open_sink
+
+    specs = list(args.sink)
+    if args.output:
+        specs.append(f"jsonl:{args.output}")
+    if not specs:
+        specs = ["jsonl:-"]
+    try:
+        return Fanout([open_sink(spec) for spec in specs])
+    except OSError as error:
+        raise UsageError(f"cannot open sink: {error}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .loader import load_catalog
+    from .payload import RenderError
+    from .simulation import Simulation
+    from .summary import summary
+
+    catalog = load_catalog(args.chains)
+    options = _options(args)
+    sink = _open_sinks(args)
+    simulation = Simulation(catalog, options, sink)
+    began = time.perf_counter()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(number: int, frame: Any) -> None:
+        simulation.stop()
+        for sig, handler in previous.items():  # a second signal stops at once
+            signal.signal(sig, handler)
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    failure: RunError | None = None
+    try:
+        simulation.run()
+    except RenderError as error:
+        failure = RunError(
+            f"{catalog.locate(error.file, error.path)}: {json_path(error.path)}: template error at run time: {error}",
+            "the events before this one were written; fix the template and run again",
+        )
+    except BrokenPipeError:
+        _silence_stdout()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        try:
+            sink.close()
+        except BrokenPipeError:
+            _silence_stdout()
+    print(summary(simulation.stats, options, time.perf_counter() - began, verbose=not args.quiet),
+          file=sys.stderr)
+    if failure is not None:
+        raise failure
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """The reader went away (`| head`): stop writing, and keep Python quiet about stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,71 @@
+"""The event envelope: ids, timestamps and the JSON line every sink receives.
+
+    {"event_id": ..., "event_type": ..., "correlation_id": ..., "causation_id": ..., "tenant_id": ...,
+     "namespace": ..., "timestamp": "2026-01-01T00:00:00.150Z", "chain": ..., "step": ..., "payload": {...}}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from random import Random
+from typing import Any
+
+import orjson
+
+FIELDS = (
+    "event_id",
+    "event_type",
+    "correlation_id",
+    "causation_id",
+    "tenant_id",
+    "namespace",
+    "timestamp",
+    "chain",
+    "step",
+    "payload",
+)
+
+_OPTIONS = orjson.OPT_APPEND_NEWLINE
+
+
+def new_uuid(rng: Random) -> str:
+    """A version-4 UUID drawn from rng (so ids are reproducible), as text."""
+    bits = rng.getrandbits(128)
+    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+class Clock:
+    """Formats epoch milliseconds as RFC 3339 UTC with milliseconds, caching the seconds part."""
+
+    __slots__ = ("_second", "_prefix")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, ms: int) -> str:
+        second, millis = divmod(ms, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{millis:03d}Z"
+
+
+def format_timestamp(ms: int) -> str:
+    return Clock().format(ms)
+
+
+def parse_timestamp(text: str) -> int:
+    """Epoch milliseconds of an ISO 8601 time; a time without offset is UTC. ValueError when unreadable."""
+    moment = dt.datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """One JSON line (strict JSON, UTF-8, ending in a newline)."""
+    return orjson.dumps(event, option=_OPTIONS)

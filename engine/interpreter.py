@@ -1,0 +1,235 @@
+"""The interpreter: a chain compiled into a flat program, and chain instances that walk it.
+
+A `Program` is a chain's steps in pre-order with their continuations resolved, delays compiled into
+samplers and payloads into renderers. A `ChainInstance` is one run of a program: the scheduler calls
+`resume(now)`, the instance emits the event that is due and returns when its next one is.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from random import Random
+from typing import Any
+
+import attrs
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .events import Clock, new_uuid
+from .fakers import FakerFacade, RandomFacade
+from .model import Chain, Step
+from .payload import RenderError, Renderer, TemplateProblem, compile_tree
+
+Emit = Callable[[dict[str, Any]], None]
+Chooser = Callable[["Node", list["Node"], Random], "Node"]
+
+
+@attrs.define(eq=False)
+class Node:
+    """A step as the interpreter runs it."""
+
+    step: Step
+    index: int
+    sample_delay: Callable[[Random], int]
+    render_payload: Renderer
+    next: int | None = None  # where the flow goes after this step (None: the chain ends)
+    goto: int | None = None
+    branches: tuple[Node, ...] = ()
+    cumulative: tuple[float, ...] = ()  # running totals of the branches' weights
+
+
+def _zero(rng: Random) -> int:
+    return 0
+
+
+@attrs.define(eq=False)
+class Program:
+    """A compiled chain."""
+
+    chain: Chain
+    nodes: list[Node]
+    vars: list[tuple[str, Renderer]]
+    reset_budget: Callable[[], None]  # the sandbox's work budget is per event
+
+    @classmethod
+    def compile(cls, chain: Chain, env: ImmutableSandboxedEnvironment, problems: list[TemplateProblem]) -> Program:
+        """Compile every delay and template once; template problems are appended to `problems`."""
+        nodes: dict[int, Node] = {}
+        for step in chain.walk():
+            delay = step.delay.sampler() if step.delay else _zero
+            payload = compile_tree(env, step.payload, (*step.path, "payload"), problems)
+            nodes[step.index] = Node(step, step.index, delay, payload)
+        ordered = [nodes[i] for i in sorted(nodes)]
+        _link(chain.steps, None, nodes)
+        ids = {node.step.id: node.index for node in ordered}
+        for node in ordered:
+            if node.step.goto is not None:
+                node.goto = ids.get(node.step.goto)
+            if node.step.branches:
+                node.branches = tuple(nodes[b.index] for b in node.step.branches)
+                total, running = 0.0, []
+                for branch in node.step.branches:
+                    total += branch.weight or 0
+                    running.append(total)
+                node.cumulative = tuple(running)
+        variables = []
+        for name, value in chain.vars.items():
+            variables.append((name, compile_tree(env, value, ("vars", name), problems)))
+        return cls(chain, ordered, variables, env.budget.reset)  # type: ignore[attr-defined]
+
+
+def _link(sequence: tuple[Step, ...], after: int | None, nodes: dict[int, Node]) -> None:
+    """Resolve where the flow goes after each step: the next sibling, else what follows the parent."""
+    for position, step in enumerate(sequence):
+        following = sequence[position + 1].index if position + 1 < len(sequence) else after
+        node = nodes[step.index]
+        node.next = None if step.end else following
+        for branch in step.branches:
+            branch_node = nodes[branch.index]
+            if branch.steps:
+                branch_node.next = None if branch.end else branch.steps[0].index
+                _link(branch.steps, following, nodes)
+            else:
+                branch_node.next = None if branch.end else following
+
+
+def choose_by_weight(node: Node, open_branches: list[Node], rng: Random) -> Node:
+    """The default chooser: a branch drawn with the declared weights, among those still open."""
+    if len(open_branches) == len(node.branches):
+        point = rng.random() * node.cumulative[-1]
+        return node.branches[bisect.bisect_right(node.cumulative, point)]
+    point = rng.random() * sum(b.step.weight or 0 for b in open_branches)
+    for branch in open_branches:
+        point -= branch.step.weight or 0
+        if point < 0:
+            return branch
+    return open_branches[-1]
+
+
+class ChainInstance:
+    """One run of a chain. Its randomness comes only from its own `rng`."""
+
+    __slots__ = (
+        "program", "number", "rng", "start_ms", "correlation_id", "last_event_id", "visits", "pending",
+        "delay_ms", "steps", "context", "outcome", "last_step", "emit", "clock", "choose", "events", "on_end",
+    )
+
+    def __init__(
+        self,
+        program: Program,
+        number: int,
+        rng: Random,
+        shared: dict[str, Any],
+        emit: Emit,
+        clock: Clock,
+        choose: Chooser = choose_by_weight,
+        on_end: Callable[[ChainInstance], None] | None = None,
+    ) -> None:
+        self.program, self.number, self.rng, self.emit, self.clock = program, number, rng, emit, clock
+        self.choose, self.on_end = choose, on_end
+        self.correlation_id = new_uuid(rng)
+        self.last_event_id: str | None = None
+        self.visits: dict[int, int] = {}
+        self.pending: Node | None = None
+        self.delay_ms = 0
+        self.start_ms = 0
+        self.outcome: str | None = None
+        self.last_step: str | None = None
+        self.events = 0
+        self.steps: dict[str, dict[str, Any]] = {}
+        chain = program.chain
+        self.context: dict[str, Any] = {
+            **shared,
+            "faker": FakerFacade(chain.locale, rng),
+            "random": RandomFacade(rng),
+            "chain": {"name": chain.name, "instance": number, "correlation_id": self.correlation_id},
+            "steps": self.steps,
+        }
+        variables: dict[str, Any] = {}
+        self.context["vars"] = variables
+        program.reset_budget()
+        try:
+            for name, render in program.vars:
+                variables[name] = render(self.context)
+        except RenderError as error:
+            error.file = chain.file
+            raise
+
+    @property
+    def result(self) -> str:
+        """The instance's outcome: the last `outcome` met, else the id of its last step."""
+        return self.outcome or self.last_step or "none"
+
+    def start(self, now: int) -> int | None:
+        """Begin at `now`; the time of the first event, or None if there is nothing to emit."""
+        self.start_ms = now
+        return self._advance(0, now)
+
+    def resume(self, now: int) -> int | None:
+        """Emit the event due at `now`; the time of the next one, or None when the chain has ended."""
+        node = self.pending
+        assert node is not None
+        step = node.step
+        event: dict[str, Any] = {
+            "event_id": new_uuid(self.rng),
+            "event_type": step.event_type,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.last_event_id,
+            "tenant_id": self.program.chain.tenant_id,
+            "namespace": self.program.chain.namespace,
+            "timestamp": self.clock.format(now),
+            "chain": self.program.chain.name,
+            "step": step.id,
+        }
+        context = self.context
+        context["event"] = event
+        context["elapsed_ms"] = now - self.start_ms
+        context["delay_ms"] = self.delay_ms
+        context["visit"] = self.visits[node.index]
+        self.program.reset_budget()
+        try:
+            event["payload"] = node.render_payload(context)
+        except RenderError as error:
+            error.file = self.program.chain.file
+            raise
+        self.steps[step.id] = event
+        self.last_event_id = event["event_id"]
+        self.last_step = step.id
+        self.events += 1
+        if step.outcome:
+            self.outcome = step.outcome
+        self.emit(event)
+        following = node.goto if node.goto is not None else node.next
+        return self._advance(following, now)
+
+    def _advance(self, index: int | None, now: int) -> int | None:
+        nodes, visits = self.program.nodes, self.visits
+        while index is not None:
+            node = nodes[index]
+            if not self._may_visit(node):
+                index = node.next
+                continue
+            visits[index] = visits.get(index, 0) + 1
+            sample = node.sample_delay
+            if node.branches:
+                open_branches = [b for b in node.branches if self._may_visit(b)]
+                if not open_branches:
+                    index = node.next
+                    continue
+                chosen = self.choose(node, open_branches, self.rng)
+                if chosen.step.delay is not None:
+                    sample = chosen.sample_delay
+                node = chosen
+                visits[node.index] = visits.get(node.index, 0) + 1
+            self.pending = node
+            self.delay_ms = sample(self.rng)
+            return now + self.delay_ms
+        self.pending = None
+        if self.on_end is not None:
+            self.on_end(self)
+        return None
+
+    def _may_visit(self, node: Node) -> bool:
+        cap = node.step.max_visits
+        return cap is None or self.visits.get(node.index, 0) < cap
+

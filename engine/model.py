@@ -1,0 +1,158 @@
+"""The chain model: attrs classes built from schema-valid YAML by `Chain.from_dict`.
+
+`from_dict` is the filter between YAML and the model: it checks what a schema cannot say (min above
+max, duplicate step ids, unknown or unbounded `goto`s) and reports each problem with its path.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+
+from .delays import Delay
+from .errors import Path, json_path
+
+Report = Callable[..., None]  # report(path, message, hint="", key=False)
+
+DEFAULT_ENVELOPE = {"tenant_id": "default-tenant", "namespace": "development"}
+DEFAULT_LOCALE = "en_US"
+RANGE_HINT = "a delay range is [min, max] in milliseconds, e.g. delay: [500, 1500]"
+
+
+@attrs.frozen
+class Step:
+    """One step: emits an event (`event_type`), or chooses one of its weighted `branches`."""
+
+    id: str
+    path: Path
+    index: int  # position in pre-order: normal flow always moves to a higher index
+    delay: Delay | None = None
+    event_type: str | None = None
+    payload: Any = None
+    outcome: str | None = None
+    goto: str | None = None
+    max_visits: int | None = None
+    end: bool = False
+    weight: float | None = None  # set on branches only
+    branches: tuple[Step, ...] = ()
+    steps: tuple[Step, ...] = ()  # a branch's own further steps
+
+    def walk(self) -> Iterator[Step]:
+        yield self
+        for child in (*self.branches, *self.steps):
+            yield from child.walk()
+
+
+@attrs.frozen
+class Chain:
+    """One chain file."""
+
+    name: str
+    file: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    weight: float = 1.0
+    locale: str = DEFAULT_LOCALE
+    tenant_id: str = DEFAULT_ENVELOPE["tenant_id"]
+    namespace: str = DEFAULT_ENVELOPE["namespace"]
+    vars: dict[str, Any] = attrs.field(factory=dict)
+
+    def walk(self) -> Iterator[Step]:
+        """Every step, branches included, in pre-order."""
+        for step in self.steps:
+            yield from step.walk()
+
+    def event_types(self) -> list[str]:
+        return list(dict.fromkeys(s.event_type for s in self.walk() if s.event_type))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], file: str, report: Report) -> Chain:
+        """Build from schema-valid data; report what the schema cannot catch."""
+        counter = iter(range(1_000_000))
+        steps = tuple(
+            _build_step(item, ("steps", i), counter, report) for i, item in enumerate(data["steps"])
+        )
+        envelope = {**DEFAULT_ENVELOPE, **data.get("envelope", {})}
+        chain = cls(
+            name=data["name"],
+            file=file,
+            steps=steps,
+            description=data.get("description", ""),
+            weight=float(data.get("weight", 1)),
+            locale=data.get("locale", DEFAULT_LOCALE),
+            tenant_id=envelope["tenant_id"],
+            namespace=envelope["namespace"],
+            vars=dict(data.get("vars", {})),
+        )
+        _check_ids(chain, report)
+        return chain
+
+
+def _build_step(data: dict[str, Any], path: Path, counter: Iterator[int], report: Report) -> Step:
+    index = next(counter)
+    delay = None
+    if "delay" in data:
+        try:
+            delay = Delay.from_spec(data["delay"])
+        except ValueError as error:
+            report((*path, "delay"), str(error), RANGE_HINT)
+    has_event, has_branches = "event_type" in data, "branches" in data
+    if has_event and has_branches:
+        report((*path, "branches"), "a step has event_type or branches, not both",
+               "move this step's event into one of its branches, or remove branches")
+    elif not has_event and not has_branches:
+        report(path, "step has neither event_type nor branches",
+               "add event_type: <type of the event>, or branches: [...] to choose among alternatives")
+    if has_branches and "payload" in data:
+        report((*path, "payload"), "a step with branches emits no event, so it has no payload",
+               "move the payload into each branch")
+    if data.get("end") and "goto" in data:
+        report((*path, "goto"), "a step cannot both end the chain and goto another step", "keep one of end, goto")
+    branches = tuple(
+        _build_step(item, (*path, "branches", i), counter, report)
+        for i, item in enumerate(data.get("branches", ()))
+    )
+    steps = tuple(
+        _build_step(item, (*path, "steps", i), counter, report) for i, item in enumerate(data.get("steps", ()))
+    )
+    return Step(
+        id=data["id"],
+        path=path,
+        index=index,
+        delay=delay,
+        event_type=data.get("event_type"),
+        payload=data.get("payload"),
+        outcome=data.get("outcome"),
+        goto=data.get("goto"),
+        max_visits=data.get("max_visits"),
+        end=bool(data.get("end", False)),
+        weight=data.get("weight"),
+        branches=branches,
+        steps=steps,
+    )
+
+
+def _check_ids(chain: Chain, report: Report) -> None:
+    seen: dict[str, Step] = {}
+    for step in chain.walk():
+        if step.id in seen:
+            first = seen[step.id]
+            report((*step.path, "id"), f"duplicate step id {step.id!r}",
+                   f"step ids are unique within a chain; {step.id!r} is also the id at {json_path(first.path)}")
+        else:
+            seen[step.id] = step
+    for step in chain.walk():
+        if step.goto is None:
+            continue
+        target = seen.get(step.goto)
+        if target is None:
+            close = difflib.get_close_matches(step.goto, list(seen), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"step ids in this chain: {', '.join(seen)}"
+            report((*step.path, "goto"), f"goto names unknown step {step.goto!r}", hint)
+        elif target.index <= step.index and step.max_visits is None:
+            report((*step.path, "goto"), f"goto {step.goto!r} jumps back: an unbounded loop",
+                   "bound the loop with max_visits on this step, e.g. max_visits: 3")
+

@@ -1,0 +1,139 @@
+"""Payload rendering: a JSON tree whose strings are Jinja templates, compiled once at load time.
+
+Compiling turns the tree into a renderer (a function of the template context) and folds constant
+subtrees, so the per-event path renders only what varies. A string that is one `{{ expression }}`
+keeps the expression's native type: `"{{ random.randint(1, 9) }}"` is the number 7, not "7".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import Path
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+
+_PLAIN = (str, int, float, bool, type(None))
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+class RenderError(ValueError):
+    """A template failed while rendering; carries the path of the template within its chain file."""
+
+    def __init__(self, path: Path, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}" if not isinstance(error, jinja2.TemplateError) else str(error))
+        self.path, self.error = path, error
+        self.file = ""  # set by the chain instance, which knows its chain file
+
+
+class TemplateProblem(ValueError):
+    """A template that does not compile; `line` is the line within the template (1-based)."""
+
+    def __init__(self, path: Path, message: str, line: int = 1) -> None:
+        super().__init__(message)
+        self.path, self.message, self.line = path, message, line
+
+
+def to_json(value: Any) -> Any:
+    """A template's native result as a JSON value (datetimes as ISO text, decimals as numbers...)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [to_json(v) for v in items]
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, str):  # subclasses such as Markup
+        return str(value)
+    if isinstance(value, int | float):  # subclasses such as IntEnum
+        return int(value) if isinstance(value, int) else float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"a template produced {kind.__name__}, which is not a JSON value")
+
+
+def _constant(value: Any) -> Renderer:
+    return lambda context: value
+
+
+def _single_expression(env: ImmutableSandboxedEnvironment, source: str) -> str | None:
+    """The expression source when the whole string is one `{{ ... }}`, else None."""
+    tree = env.parse(source)
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    parts = tree.body[0].nodes
+    if len(parts) != 1 or isinstance(parts[0], nodes.TemplateData):
+        return None
+    inner = source.strip()
+    if not (inner.startswith("{{") and inner.endswith("}}")):
+        return None
+    return inner[2:-2].strip("-+").strip()
+
+
+def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) -> Renderer:
+    """One template string; TemplateProblem when it does not compile."""
+    if not any(marker in source for marker in _TEMPLATE_MARKERS):
+        return _constant(source)
+    try:
+        expression = _single_expression(env, source)
+        if expression is not None:
+            compiled = env.compile_expression(expression, undefined_to_none=False)
+            inner: Renderer = lambda context: to_json(compiled(context))  # noqa: E731
+        else:
+            inner = env.from_string(source).render
+    except jinja2.TemplateSyntaxError as error:
+        raise TemplateProblem(path, f"template syntax error: {error.message}", error.lineno or 1) from None
+
+    def render(context: Mapping[str, Any]) -> Any:
+        try:
+            return inner(context)
+        except RenderError:
+            raise
+        except Exception as error:  # any failure inside untrusted code is reported with its place
+            raise RenderError(path, error) from error
+
+    return render
+
+
+def compile_tree(env: ImmutableSandboxedEnvironment, tree: Any, path: Path, problems: list[TemplateProblem]) -> Renderer:
+    """A payload tree; every template problem is appended to `problems` (all are found in one pass)."""
+    if isinstance(tree, str):
+        try:
+            return compile_string(env, tree, path)
+        except TemplateProblem as problem:
+            problems.append(problem)
+            return _constant(None)
+    if isinstance(tree, dict):
+        items = [(key, compile_tree(env, value, (*path, key), problems)) for key, value in tree.items()]
+        if all(_is_constant(r) for _, r in items):
+            return _constant(tree)
+        keys = [key for key, _ in items]
+        renderers = [r for _, r in items]
+        return lambda context: dict(zip(keys, [r(context) for r in renderers], strict=True))
+    if isinstance(tree, list):
+        renderers = [compile_tree(env, value, (*path, i), problems) for i, value in enumerate(tree)]
+        if all(_is_constant(r) for r in renderers):
+            return _constant(tree)
+        return lambda context: [r(context) for r in renderers]
+    return _constant(tree)
+
+
+def _is_constant(renderer: Renderer) -> bool:
+    return renderer.__code__ is _constant(None).__code__

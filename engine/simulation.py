@@ -1,0 +1,150 @@
+"""A run: the arrival process starts chain instances, the scheduler interleaves their events, the sink
+receives them in timestamp order, and `Stats` counts what happened.
+
+Randomness is explicit: arrivals and the choice of chain draw from `Random("<seed>:arrivals")`; the
+k-th instance of chain X draws only from `Random("<seed>:X:k")`, so adding a chain file or changing the
+interleaving never changes what an instance of another chain draws.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+from random import Random
+from typing import Any
+
+import attrs
+
+from .events import Clock, encode
+from .interpreter import ChainInstance, Chooser, choose_by_weight
+from .loader import Catalog
+from .scheduler import Scheduler, WallClockScheduler
+from .sinks import Sink
+
+
+@attrs.frozen
+class RunOptions:
+    """What to run: how many chains start when, on which clock."""
+
+    seed: int
+    start_ms: int
+    count: int | None = None  # chain instances to start in all; None: no end
+    rate: float | None = None  # Poisson arrivals: chain starts per second of simulated time
+    interval_ms: float | None = None  # fixed time between chain starts
+    initial: int = 0  # chain instances started at once at the beginning
+    realtime: bool = False
+    speed: float = 1.0
+    duration_ms: int | None = None  # stop after this much simulated time
+
+
+@attrs.define
+class Stats:
+    """What a run produced, for the summary on stderr."""
+
+    events: int = 0
+    started: int = 0
+    by_type: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    by_outcome: collections.Counter[tuple[str, str]] = attrs.field(factory=collections.Counter)
+
+    @property
+    def finished(self) -> int:
+        return sum(self.by_outcome.values())
+
+    @property
+    def in_flight(self) -> int:
+        return self.started - self.finished
+
+
+class Arrivals:
+    """The arrival process: `initial` chains at the start, then one per interval or Poisson gap."""
+
+    def __init__(self, simulation: Simulation) -> None:
+        self.simulation = simulation
+        self.options = simulation.options
+        self.rng = Random(f"{self.options.seed}:arrivals")
+        chains = simulation.catalog.chains
+        self.chains = [chain.name for chain in chains]
+        self.cumulative = list(_running_total(chain.weight for chain in chains))
+
+    def _left(self) -> int | None:
+        count = self.options.count
+        return None if count is None else count - self.simulation.stats.started
+
+    def resume(self, now: int) -> int | None:
+        burst = self.options.initial if self.simulation.stats.started == 0 else 1
+        for _ in range(max(burst, 1)):
+            left = self._left()
+            if left is not None and left <= 0:
+                return None
+            self.simulation.start_instance(self.pick(), now)
+        left = self._left()
+        if left is not None and left <= 0:
+            return None
+        return now + self.gap()
+
+    def pick(self) -> str:
+        point = self.rng.random() * self.cumulative[-1]
+        return self.chains[bisect.bisect_right(self.cumulative, point)]
+
+    def gap(self) -> int:
+        if self.options.interval_ms is not None:
+            return round(self.options.interval_ms)
+        rate = self.options.rate or 1.0
+        return round(self.rng.expovariate(rate / 1000.0))
+
+
+def _running_total(values: Any) -> Any:
+    total = 0.0
+    for value in values:
+        total += value
+        yield total
+
+
+class Simulation:
+    """Wires a catalog, the options, a scheduler and a sink into one run."""
+
+    def __init__(self, catalog: Catalog, options: RunOptions, sink: Sink, choose: Chooser = choose_by_weight) -> None:
+        self.catalog, self.options, self.sink, self.choose = catalog, options, sink, choose
+        self.stats = Stats()
+        self.clock = Clock()
+        self.shared = {"data": catalog.data}
+        self._ordinals: collections.Counter[str] = collections.Counter()
+        if options.realtime:
+            self.scheduler: Scheduler = WallClockScheduler(options.start_ms, options.speed, before_wait=sink.flush)
+        else:
+            self.scheduler = Scheduler(options.start_ms)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.stats.events += 1
+        self.stats.by_type[event["event_type"]] += 1
+        self.sink.write(event, encode(event))
+
+    def finish(self, instance: ChainInstance) -> None:
+        self.stats.by_outcome[(instance.program.chain.name, instance.result)] += 1
+
+    def start_instance(self, name: str, now: int) -> ChainInstance:
+        """Start the next instance of chain `name` at `now`."""
+        number = self._ordinals[name]
+        self._ordinals[name] += 1
+        program = self.catalog.programs[name]
+        rng = Random(f"{self.options.seed}:{name}:{number}")
+        instance = ChainInstance(program, number, rng, self.shared, self.emit, self.clock, self.choose, self.finish)
+        self.stats.started += 1
+        first = instance.start(now)
+        if first is not None:
+            self.scheduler.schedule(first, instance)
+        return instance
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+
+    def run(self) -> Stats:
+        """Run to the end (or until stop()); the sink is flushed, not closed."""
+        options = self.options
+        if options.count == 0:
+            return self.stats
+        self.scheduler.schedule(options.start_ms, Arrivals(self))
+        until = None if options.duration_ms is None else options.start_ms + options.duration_ms
+        self.scheduler.run(until)
+        self.sink.flush()
+        return self.stats

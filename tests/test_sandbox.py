@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from jinja2.exceptions import SecurityError, TemplateAssertionError, UndefinedError
+
+from engine.sandbox import (
+    MAX_LOOP_ITERATIONS,
+    MAX_OUTPUT,
+    TemplateLimitError,
+    check_output,
+    new_environment,
+)
+
+
+def render(source: str, **context: object) -> str:
+    env = new_environment()
+    env.budget.reset()
+    return env.from_string(source).render(**context)
+
+
+ESCAPES = [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ ().__class__.__bases__[0].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ range.__self__ }}",
+    "{{ joiner.__init__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ [1].append(2) }}",
+    "{{ {}.update({'a': 1}) }}",
+    "{{ 'x'|attr('__class__') }}",
+    "{{ lipsum() }}",
+    "{{ config }}",
+    "{{ os }}",
+    "{{ open('/etc/passwd').read() }}",
+    "{{ __import__('os') }}",
+    "{{ environ['HOME'] }}",
+    "{{ self.__init__.__globals__['os'].environ }}",
+    "{{ dict.__subclasses__() }}",
+    "{{ 'a'.translate({97: 'b'}) }}",
+    "{{ (1).to_bytes(8, 'big') }}",
+    "{{ '{0.__class__}'.format(1) }}",
+    "{{ range(3).__iter__ }}",
+]
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_escape_attempts_raise_a_sandbox_error(source: str) -> None:
+    """Reaching Python internals, files, env vars or mutating data fails with a Jinja error."""
+    with pytest.raises((SecurityError, UndefinedError)):
+        render(source)
+
+
+def test_random_filter_is_not_available() -> None:
+    """The |random filter draws from the module-level random, so the environment has none."""
+    with pytest.raises(TemplateAssertionError, match="No filter named 'random'"):
+        render("{{ [1, 2]|random }}")
+
+
+RESOURCE_ATTACKS = [
+    "{{ 'a' * 10**9 }}",
+    "{{ [0] * 10**9 }}",
+    "{{ 10 ** (10 ** 10) }}",
+    "{{ 2 ** 100000 }}",
+    "{{ 2 ** 4000 * 2 ** 4000 }}",
+    "{{ range(10**9)|list }}",
+    "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+    "{% set r = range(5000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}",
+    "{% set s = 'x' * 5000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+    "{% for i in range(100000) if false %}{% endfor %}",
+    "{% for i in range(20000) %}{% endfor %}",
+    "{% for x in [[1]] * 20000 recursive %}{{ loop(x) if x is sequence else '' }}{% endfor %}",
+    "{{ '%0999999999d' % 1 }}",
+    "{{ '%*d' % (10**9, 1) }}",
+    "{{ '%.999999999f' % 1.0 }}",
+    "{{ '{:>999999999}'.format(1) }}",
+    "{{ '{:{w}}'.format(1, w=10**9) }}",
+    "{{ '{x:>999999999}'.format_map({'x': 1}) }}",
+    "{{ 'x'|center(10**9) }}",
+    "{{ 'x'|indent(10**9) }}",
+    "{{ ('a\n' * 50000)|indent(100) }}",
+    "{{ 'x'|wordwrap(10**9) }}",
+    "{{ 'x'|truncate(10**9) }}",
+    "{{ [1]|batch(10**9, 0)|list }}",
+    "{{ [1]|slice(10**9)|list }}",
+    "{{ '%0999999999d'|format(1) }}",
+    "{{ ('a' * 100000)|replace('a', 'b' * 100) }}",
+    "{{ 'x'.ljust(10**9) }}",
+    "{{ 'ab'.replace('', 'x' * 100000 * 9) }}",
+    "{% set s = 'a' * 100000 %}{{ ''.join([s] * 100000) }}",
+    "{% set s = 'a' * 100000 %}{{ ([s] * 100000)|join }}",
+    "{% set s = 'a' * 100000 %}{{ [s] * 100000 }}",
+    "{% set s = 'a' * 100000 %}{{ ([s] * 100000)|tojson }}",
+    "{% set s = 'a' * 100000 %}{{ '%s' % ([s] * 100000,) }}",
+    "{% set s = 'a' * 100000 %}{{ ([s] * 100000)|map('upper')|list|length }}",
+    "{% set s = 'a' * 100000 %}{{ ([[s] * 1000] * 1000)|sum(start=[])|length }}",
+    "{% set ns = namespace(s='a' * 100000) %}"
+    "{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "{% set ns = namespace(s='a' * 100000) %}"
+    "{% for i in range(30) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "{% set s = 'a' * 100000 %}{% for i in range(20) %}{{ s }}{% endfor %}",
+    "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}",
+    "{% macro m(n) %}{{ m(n + 1) }}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}",
+]
+
+
+@pytest.mark.parametrize("source", RESOURCE_ATTACKS)
+def test_resource_attacks_raise_template_limit_error_quickly(source: str) -> None:
+    """Unbounded loops, strings, numbers and recursion stop with TemplateLimitError in well under a second."""
+    started = time.perf_counter()
+    with pytest.raises(TemplateLimitError):
+        render(source)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_loop_budget_error_says_what_and_the_limit() -> None:
+    """The loop budget error names the budget and its size."""
+    with pytest.raises(TemplateLimitError) as caught:
+        render("{% for i in range(20000) %}{% endfor %}")
+    assert "template loop budget exceeded (10,000 iterations per event)" == str(caught.value)
+
+
+def test_width_error_says_what_and_the_limit() -> None:
+    """A too-wide format says which width and the limit."""
+    with pytest.raises(TemplateLimitError) as caught:
+        render("{{ 'x'|center(10**9) }}")
+    assert "center width is 1,000,000,000; the limit is 100,000" == str(caught.value)
+
+
+def test_template_limit_error_is_a_security_error() -> None:
+    """Callers that catch Jinja's SecurityError also catch resource limits."""
+    assert issubclass(TemplateLimitError, SecurityError)
+
+
+def test_loops_of_a_hundred_items_work() -> None:
+    """An ordinary loop with loop.length, loop.last and else renders normally."""
+    source = "{% for i in items %}{{ i }}{% if loop.last %}/{{ loop.length }}{% endif %}{% endfor %}"
+    assert "".join(map(str, range(100))) + "/100" == render(source, items=list(range(100)))
+
+
+def test_empty_loop_renders_its_else_block() -> None:
+    """{% else %} still runs when the loop has nothing to iterate."""
+    assert "none" == render("{% for i in [] %}x{% else %}none{% endfor %}")
+
+
+def test_recursive_loops_work() -> None:
+    """A recursive loop walks nested lists."""
+    source = "{% for x in [[1, [2, 3]], [4]] recursive %}{% if x is sequence %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}"
+    assert "1234" == render(source)
+
+
+def test_loop_helpers_work() -> None:
+    """loop.cycle, loop.index and loop.revindex behave as in plain Jinja."""
+    source = "{% for i in range(3) %}{{ loop.cycle('a', 'b') }}{{ loop.index }}{{ loop.revindex }}{% endfor %}"
+    assert "a13b22a31" == render(source)
+
+
+def test_strings_arithmetic_and_filters_work() -> None:
+    """Concatenation, arithmetic and common filters give plain Jinja's results."""
+    source = (
+        "{{ 'a' ~ 1 ~ 'b' }} {{ 'ab' + 'cd' }} {{ 2 ** 10 }} {{ 7 % 3 }} {{ 'x' * 3 }} "
+        "{{ [1, 2, 3]|join(',')|upper }} {{ 3.14159|round(2) }} {{ [1, 2]|sum }} "
+        "{{ [[1], [2]]|sum(start=[]) }} {{ '%05d|%s' % (42, 'z') }} {{ '{:>4}'.format(7) }} "
+        "{{ 'a b'|title }} {{ range(5)|reverse|list }} {{ {'b': 2, 'a': 1}|dictsort }}"
+    )
+    expected = (
+        "a1b abcd 1024 1 xxx 1,2,3 3.14 3 [1, 2] 00042|z    7 A B [4, 3, 2, 1, 0] "
+        "[('a', 1), ('b', 2)]"
+    )
+    assert expected == render(source)
+
+
+def test_namespace_collects_values_across_iterations() -> None:
+    """namespace() is available and can be updated inside a loop."""
+    source = "{% set ns = namespace(total=0) %}{% for i in range(5) %}{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }}"
+    assert "10" == render(source)
+
+
+def test_macros_and_call_blocks_work() -> None:
+    """Macros, caller() and filter blocks still render."""
+    source = "{% macro box() %}[{{ caller() }}]{% endmacro %}{% call box() %}in{% endcall %}{% filter upper %}up{% endfilter %}"
+    assert "[in]UP" == render(source)
+
+
+def test_undefined_variables_fail_loudly() -> None:
+    """StrictUndefined: a misspelt variable is an error, not an empty string."""
+    with pytest.raises(UndefinedError):
+        render("{{ nmae }}")
+
+
+def test_budget_resets_between_renders() -> None:
+    """Two 6,000-iteration renders fit when the budget is reset between them, but not without."""
+    env = new_environment()
+    template = env.from_string("{% for i in range(6000) %}{% endfor %}done")
+    env.budget.reset()
+    assert "done" == template.render()
+    env.budget.reset()
+    assert "done" == template.render()
+    with pytest.raises(TemplateLimitError):
+        template.render()
+
+
+def test_range_counts_once_inside_a_loop() -> None:
+    """A loop over range() uses one budget unit per iteration, not two."""
+    limit = MAX_LOOP_ITERATIONS
+    assert "ok" == render(f"{{% for i in range({limit}) %}}{{% endfor %}}ok")
+
+
+def test_output_larger_than_the_cap_fails() -> None:
+    """The rendered text may not pass MAX_OUTPUT characters."""
+    with pytest.raises(TemplateLimitError):
+        render("{% for i in range(11) %}{{ s }}{% endfor %}", s="x" * 100_000)
+
+
+def test_check_output_passes_small_text_and_rejects_big_text() -> None:
+    """check_output returns text under the cap and raises above it."""
+    assert "ok" == check_output("ok")
+    with pytest.raises(TemplateLimitError):
+        check_output("x" * (MAX_OUTPUT + 1))
+
+
+def test_constant_filters_are_not_folded_at_compile_time() -> None:
+    """A capped filter on constants fails when rendered, not when the template is compiled."""
+    env = new_environment()
+    template = env.from_string("{{ 'x'|center(10**9) }}")
+    with pytest.raises(TemplateLimitError):
+        template.render()
