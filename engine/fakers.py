@@ -7,6 +7,7 @@ expose data-returning generators only, with size arguments capped.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import functools
 import inspect
@@ -71,6 +72,7 @@ def faker_for_locale(locale: str) -> faker.Faker:
         close = difflib.get_close_matches(locale, AVAILABLE_LOCALES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "; e.g. 'en_US' or 'de_DE'"
         raise ValueError(f"unknown Faker locale {locale!r}{hint}")
+    _SimulatedNow.install()
     return faker.Faker(locale)
 
 
@@ -87,9 +89,56 @@ def generator_names(locale: str) -> frozenset[str]:
     return frozenset(names - BLOCKED_GENERATORS)
 
 
-def _check_arguments(name: str, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+@functools.cache
+def _signature(locale: str, name: str) -> inspect.Signature:
+    return inspect.signature(getattr(faker_for_locale(locale)._factories[0], name))
+
+
+class _SimulatedNow:
+    """Faker's date generators read "now": make it the simulated time, so a seed gives the same dates.
+
+    faker.providers.date_time looks up `datetime`, `dtdate` and `_get_local_timezone` as module globals;
+    they are replaced once by subclasses whose now()/today() return `ms` (naive UTC, like Faker expects).
+    """
+
+    ms = 0
+
+    @classmethod
+    def install(cls) -> None:
+        from faker.providers import date_time as module
+
+        if getattr(module, "_chainsim_clock", False):
+            return
+        base_datetime, base_date = module.datetime, module.dtdate
+
+        class Same(type):
+            """isinstance(x, SimDatetime) is isinstance(x, datetime): Faker checks its arguments with it."""
+
+            def __instancecheck__(self, obj: Any) -> bool:
+                return isinstance(obj, self.__mro__[1])
+
+            def __subclasscheck__(self, sub: Any) -> bool:
+                return issubclass(sub, self.__mro__[1])
+
+        class SimDatetime(base_datetime, metaclass=Same):  # type: ignore[misc, valid-type]
+            @classmethod
+            def now(klass, tz: Any = None) -> Any:
+                moment = base_datetime(1970, 1, 1) + dt.timedelta(milliseconds=cls.ms)
+                return moment if tz is None else moment.replace(tzinfo=dt.UTC).astimezone(tz)
+
+        class SimDate(base_date, metaclass=Same):  # type: ignore[misc, valid-type]
+            @classmethod
+            def today(klass) -> Any:
+                return (base_datetime(1970, 1, 1) + dt.timedelta(milliseconds=cls.ms)).date()
+
+        module.datetime, module.dtdate = SimDatetime, SimDate
+        module._get_local_timezone = lambda: dt.UTC  # not the machine's zone: same output everywhere
+        module._chainsim_clock = True
+
+
+def _check_arguments(name: str, locale: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     try:
-        bound = inspect.signature(method).bind_partial(*args, **kwargs)
+        bound = _signature(locale, name).bind_partial(*args, **kwargs)
     except TypeError:
         return  # wrong arguments: let the generator itself say so
     for argument, value in bound.arguments.items():
@@ -102,6 +151,14 @@ def _check_arguments(name: str, method: Any, args: tuple[Any, ...], kwargs: dict
                 raise SecurityError(f"faker.{name}() takes data, not a callable, for {key!r}")
             if key in SIZE_ARGUMENTS:
                 _check_size(f"faker.{name}()", key, item)
+
+
+def set_time(facade: FakerFacade, ms: int) -> None:
+    """Set the simulated time (epoch ms) that the facade's date generators take as "now".
+
+    A function, not a method: templates must not be able to move the clock.
+    """
+    facade._now = ms
 
 
 class _Generator:
@@ -123,13 +180,14 @@ class _Generator:
 class FakerFacade:
     """What templates see as `faker`: Faker's generators, seeded by the chain instance's own random.Random."""
 
-    __slots__ = ("_generator", "_rng", "_locale", "_names")
+    __slots__ = ("_generator", "_rng", "_locale", "_names", "_now")
 
     def __init__(self, locale: str, rng: random.Random) -> None:
         self._generator = faker_for_locale(locale)._factories[0]
         self._rng = rng
         self._locale = locale
         self._names = generator_names(locale)
+        self._now = 0
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in _PROTOCOL_NAMES or name in FakerFacade.__slots__:
@@ -146,9 +204,11 @@ class FakerFacade:
 
     def _generate(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         method = getattr(self._generator, name)
-        _check_arguments(name, method, args, kwargs)
-        # Faker instances are shared per locale: point this one at our rng before every call.
+        if args or kwargs:
+            _check_arguments(name, self._locale, args, kwargs)
+        # Faker instances are shared per locale: point this one at our rng (and clock) before every call.
         self._generator.random = self._rng
+        _SimulatedNow.ms = self._now
         return method(*args, **kwargs)
 
 

@@ -16,7 +16,7 @@ import attrs
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .events import Clock, new_uuid
-from .fakers import FakerFacade, RandomFacade
+from .fakers import FakerFacade, RandomFacade, set_time
 from .model import Chain, Step
 from .payload import RenderError, Renderer, TemplateProblem, compile_tree
 
@@ -112,6 +112,7 @@ class ChainInstance:
     __slots__ = (
         "program", "number", "rng", "start_ms", "correlation_id", "last_event_id", "visits", "pending",
         "delay_ms", "steps", "context", "outcome", "last_step", "emit", "clock", "choose", "events", "on_end",
+        "faker",
     )
 
     def __init__(
@@ -138,22 +139,15 @@ class ChainInstance:
         self.events = 0
         self.steps: dict[str, dict[str, Any]] = {}
         chain = program.chain
+        self.faker = FakerFacade(chain.locale, rng)
         self.context: dict[str, Any] = {
             **shared,
-            "faker": FakerFacade(chain.locale, rng),
+            "faker": self.faker,
             "random": RandomFacade(rng),
             "chain": {"name": chain.name, "instance": number, "correlation_id": self.correlation_id},
             "steps": self.steps,
         }
-        variables: dict[str, Any] = {}
-        self.context["vars"] = variables
-        program.reset_budget()
-        try:
-            for name, render in program.vars:
-                variables[name] = render(self.context)
-        except RenderError as error:
-            error.file = chain.file
-            raise
+        self.context["vars"] = {}
 
     @property
     def result(self) -> str:
@@ -161,9 +155,22 @@ class ChainInstance:
         return self.outcome or self.last_step or "none"
 
     def start(self, now: int) -> int | None:
-        """Begin at `now`; the time of the first event, or None if there is nothing to emit."""
+        """Begin at `now`: draw the vars; the time of the first event, or None if there is nothing to emit."""
         self.start_ms = now
+        self.render_vars(now)
         return self._advance(0, now)
+
+    def render_vars(self, now: int) -> None:
+        """Draw the instance's vars, in order, at its start time."""
+        set_time(self.faker, now)
+        self.program.reset_budget()
+        variables = self.context["vars"]
+        try:
+            for name, render in self.program.vars:
+                variables[name] = render(self.context)
+        except RenderError as error:
+            error.file = self.program.chain.file
+            raise
 
     def resume(self, now: int) -> int | None:
         """Emit the event due at `now`; the time of the next one, or None when the chain has ended."""
@@ -186,6 +193,7 @@ class ChainInstance:
         context["elapsed_ms"] = now - self.start_ms
         context["delay_ms"] = self.delay_ms
         context["visit"] = self.visits[node.index]
+        set_time(self.faker, now)
         self.program.reset_budget()
         try:
             event["payload"] = node.render_payload(context)

@@ -18,6 +18,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import Path
+from .sandbox import check_output
 
 Renderer = Callable[[Mapping[str, Any]], Any]
 
@@ -69,6 +70,13 @@ def to_json(value: Any) -> Any:
     raise TypeError(f"a template produced {kind.__name__}, which is not a JSON value")
 
 
+def _native(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
+    # A list can hold 100,000 references to one 1 MB string: cheap to build, huge to encode.
+    return to_json(check_output(value))
+
+
 def _constant(value: Any) -> Renderer:
     return lambda context: value
 
@@ -95,7 +103,7 @@ def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) 
         expression = _single_expression(env, source)
         if expression is not None:
             compiled = env.compile_expression(expression, undefined_to_none=False)
-            inner: Renderer = lambda context: to_json(compiled(context))  # noqa: E731
+            inner: Renderer = lambda context: _native(compiled(context))  # noqa: E731
         else:
             inner = env.from_string(source).render
     except jinja2.TemplateSyntaxError as error:

@@ -52,6 +52,11 @@ def _check_size(size: int, what: str, limit: int = MAX_SEQUENCE) -> None:
         raise TemplateLimitError(f"{what} would be {size:,} long; the limit is {limit:,}")
 
 
+def _check_bits(bits: int, what: str) -> None:
+    if bits > MAX_POWER_BITS:
+        raise TemplateLimitError(f"{what} would need {bits:,} bits; the limit is {MAX_POWER_BITS:,}")
+
+
 def _check_count(value: Any, what: str) -> None:
     if isinstance(value, int) and value > MAX_SEQUENCE:
         raise TemplateLimitError(f"{what} is {value:,}; the limit is {MAX_SEQUENCE:,}")
@@ -74,7 +79,7 @@ def text_size(value: Any, limit: int = MAX_STRING) -> int:
             stack.extend(item.items())
         elif isinstance(item, (list, tuple, abc.Set, abc.MappingView)):
             total += 2 + 2 * len(item)
-            stack.extend(item)
+            stack.extend(item)  # type: ignore[arg-type]
         elif isinstance(item, int):
             total += item.bit_length() // 3 + 1
         else:
@@ -86,9 +91,10 @@ def _check_text(value: Any, what: str = "text", limit: int = MAX_STRING) -> None
     _check_size(text_size(value, limit), what, limit)
 
 
-def check_output(value: str) -> str:
-    """Return the rendered payload text, or raise if it is longer than MAX_OUTPUT."""
-    _check_size(len(value), "rendered output", MAX_OUTPUT)
+def check_output(value: Any) -> Any:
+    """Return a rendered value (text, or what compile_expression() gave), or raise if it
+    would print to more than MAX_OUTPUT characters."""
+    _check_text(value, "rendered output", MAX_OUTPUT)
     return value
 
 
@@ -145,11 +151,6 @@ class BudgetedRange:
 
     def __iter__(self) -> Iterator[int]:
         for number in self._range:
-            self._budget.tick()
-            yield number
-
-    def __reversed__(self) -> Iterator[int]:
-        for number in reversed(self._range):
             self._budget.tick()
             yield number
 
@@ -210,7 +211,7 @@ class _BudgetTransformer(NodeTransformer):
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
-        node.iter = _filter_node(node.iter, LOOP_FILTER)
+        node.iter = _filter_node(node.iter, LOOP_FILTER)  # type: ignore[arg-type]
         return node
 
     def visit_Call(self, node: nodes.Call) -> nodes.Node:
@@ -219,6 +220,10 @@ class _BudgetTransformer(NodeTransformer):
         if isinstance(node.node, nodes.Name) and node.node.name == "loop" and node.args:
             node.args[0] = _filter_node(node.args[0], LOOP_FILTER)
         return node
+
+    def visit_Filter(self, node: nodes.Filter) -> nodes.Node:
+        # A tree compiled twice must not be wrapped twice (loops would count double).
+        return node if node.name in (LOOP_FILTER, CONCAT_FILTER) else self.generic_visit(node)
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
@@ -244,13 +249,13 @@ def _check_multiply(left: Any, right: Any) -> None:
         if isinstance(seq, _SEQUENCES) and isinstance(count, int):
             _check_size(len(seq) * max(count, 0), "repeated sequence")
     if _is_int(left) and _is_int(right):
-        _check_size(left.bit_length() + right.bit_length(), "integer product (bits)", MAX_POWER_BITS)
+        _check_bits(left.bit_length() + right.bit_length(), "an integer product")
 
 
 def _check_power(base: Any, exponent: Any) -> None:
     if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
         bits = exponent * math.log2(abs(base))  # estimate before computing
-        _check_size(math.ceil(bits), "integer power (bits)", MAX_POWER_BITS)
+        _check_bits(math.ceil(bits), "an integer power")
 
 
 def _check_percent(template: Any, values: Any) -> None:
@@ -382,17 +387,18 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @pass_context
     def guarded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         env = context.environment
+        budget: RenderBudget = env.budget  # type: ignore[attr-defined]
         if name == "join":
-            value = env.budget.charge(list(value))
+            value = budget.charge(list(value))
             _check_text(value, "joined text")
         elif name in _STRINGIFYING:
             _check_text(value, f"input of |{name}")
         if check is not None:
             check(value, *args, **kwargs)
         lead = {_PassArg.context: context, _PassArg.eval_context: context.eval_ctx,
-                _PassArg.environment: env}.get(pass_arg)  # type: ignore[call-overload]
+                _PassArg.environment: env}.get(pass_arg)  # type: ignore[arg-type]
         result = func(value, *args, **kwargs) if lead is None else func(lead, value, *args, **kwargs)
-        return env.budget.charge(result)  # type: ignore[attr-defined]
+        return budget.charge(result)
 
     return guarded
 
@@ -443,9 +449,11 @@ class ChainSandbox(ImmutableSandboxedEnvironment):
         self.filters = _safe_filters()
         self.concat = self._concat_output  # type: ignore[method-assign]
 
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = super()._parse(source, name, filename)
-        return _BudgetTransformer().visit(tree)  # type: ignore[no-any-return]
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        # Here rather than in _parse: compile_expression() builds its tree without _parse.
+        source = _BudgetTransformer().visit(source)
+        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
 
     @pass_context
     def _finalize(self, context: Context, value: Any) -> Any:
@@ -500,7 +508,7 @@ class ChainSandbox(ImmutableSandboxedEnvironment):
             if is_format_map:
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one positional argument")
-                args, kwargs = (), args[0]
+                return type(f_self)(formatter.vformat(f_self, (), args[0]))
             return type(f_self)(formatter.vformat(f_self, args, kwargs))
 
         return wrapper

@@ -71,7 +71,7 @@ RESOURCE_ATTACKS = [
     "{% set s = 'x' * 5000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
     "{% for i in range(100000) if false %}{% endfor %}",
     "{% for i in range(20000) %}{% endfor %}",
-    "{% for x in [[1]] * 20000 recursive %}{{ loop(x) if x is sequence else '' }}{% endfor %}",
+    "{% for x in [[1] * 8000, [1] * 8000] recursive %}{{ loop(x) if x is sequence else '' }}{% endfor %}",
     "{{ '%0999999999d' % 1 }}",
     "{{ '%*d' % (10**9, 1) }}",
     "{{ '%.999999999f' % 1.0 }}",
@@ -88,7 +88,7 @@ RESOURCE_ATTACKS = [
     "{{ '%0999999999d'|format(1) }}",
     "{{ ('a' * 100000)|replace('a', 'b' * 100) }}",
     "{{ 'x'.ljust(10**9) }}",
-    "{{ 'ab'.replace('', 'x' * 100000 * 9) }}",
+    "{{ ('ab' * 10).replace('', 'x' * 100000) }}",
     "{% set s = 'a' * 100000 %}{{ ''.join([s] * 100000) }}",
     "{% set s = 'a' * 100000 %}{{ ([s] * 100000)|join }}",
     "{% set s = 'a' * 100000 %}{{ [s] * 100000 }}",
@@ -147,13 +147,19 @@ def test_empty_loop_renders_its_else_block() -> None:
 
 def test_recursive_loops_work() -> None:
     """A recursive loop walks nested lists."""
-    source = "{% for x in [[1, [2, 3]], [4]] recursive %}{% if x is sequence %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}"
+    source = (
+        "{% for x in [[1, [2, 3]], [4]] recursive %}"
+        "{% if x is sequence %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}"
+    )
     assert "1234" == render(source)
 
 
 def test_loop_helpers_work() -> None:
     """loop.cycle, loop.index and loop.revindex behave as in plain Jinja."""
-    source = "{% for i in range(3) %}{{ loop.cycle('a', 'b') }}{{ loop.index }}{{ loop.revindex }}{% endfor %}"
+    source = (
+        "{% for i in range(3) %}"
+        "{{ loop.cycle('a', 'b') }}{{ loop.index }}{{ loop.revindex }}{% endfor %}"
+    )
     assert "a13b22a31" == render(source)
 
 
@@ -174,13 +180,19 @@ def test_strings_arithmetic_and_filters_work() -> None:
 
 def test_namespace_collects_values_across_iterations() -> None:
     """namespace() is available and can be updated inside a loop."""
-    source = "{% set ns = namespace(total=0) %}{% for i in range(5) %}{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }}"
+    source = (
+        "{% set ns = namespace(total=0) %}"
+        "{% for i in range(5) %}{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }}"
+    )
     assert "10" == render(source)
 
 
 def test_macros_and_call_blocks_work() -> None:
     """Macros, caller() and filter blocks still render."""
-    source = "{% macro box() %}[{{ caller() }}]{% endmacro %}{% call box() %}in{% endcall %}{% filter upper %}up{% endfilter %}"
+    source = (
+        "{% macro box() %}[{{ caller() }}]{% endmacro %}"
+        "{% call box() %}in{% endcall %}{% filter upper %}up{% endfilter %}"
+    )
     assert "[in]UP" == render(source)
 
 
@@ -227,3 +239,49 @@ def test_constant_filters_are_not_folded_at_compile_time() -> None:
     template = env.from_string("{{ 'x'|center(10**9) }}")
     with pytest.raises(TemplateLimitError):
         template.render()
+
+
+def test_wide_macro_recursion_hits_the_call_limit() -> None:
+    """A macro that calls itself twice per level stops at the macro call limit, not after 2**20 calls."""
+    source = "{% macro m(n) %}{% if n < 20 %}{{ m(n + 1) }}{{ m(n + 1) }}{% endif %}{% endmacro %}{{ m(0) }}"
+    with pytest.raises(TemplateLimitError) as caught:
+        render(source)
+    assert "more than 10,000 macro calls in one event" == str(caught.value)
+
+
+def test_power_error_says_how_many_bits() -> None:
+    """A huge power is refused before it is computed, naming the bits needed and the limit."""
+    with pytest.raises(TemplateLimitError) as caught:
+        render("{{ 2 ** 100000 }}")
+    assert "an integer power would need 100,000 bits; the limit is 4,096" == str(caught.value)
+
+
+def test_left_associative_power_of_powers_is_small_enough() -> None:
+    """Jinja's ** is left-associative, so 10 ** 10 ** 10 is (10**10)**10 and fits the limit."""
+    assert str(10**100) == render("{{ 10 ** 10 ** 10 }}")
+
+
+def test_compile_expression_values_are_checked() -> None:
+    """Single expressions compiled with compile_expression() also go through the ~ check."""
+    env = new_environment()
+    expression = env.compile_expression("'a' ~ x", undefined_to_none=False)
+    assert "ab" == expression(x="b")
+    with pytest.raises(TemplateLimitError):
+        expression(x=["a" * 100_000] * 100_000)
+
+
+def test_check_output_measures_structures_without_printing_them() -> None:
+    """A list of many references to one big string is refused before it is turned into text."""
+    assert [1, 2] == check_output([1, 2])
+    with pytest.raises(TemplateLimitError):
+        check_output(["a" * 100_000] * 100_000)
+
+
+def test_a_tree_compiled_twice_counts_loops_once() -> None:
+    """Compiling one parsed tree twice does not wrap its loops twice."""
+    env = new_environment()
+    tree = env.parse("{% for i in range(3) %}{{ i }}{% endfor %}")
+    first, second = env.from_string(tree), env.from_string(tree)
+    env.budget.reset()
+    assert ("012", "012") == (first.render(), second.render())
+    assert 6 == env.budget.iterations

@@ -1,0 +1,133 @@
+"""Runs of the catalog: determinism, independence of random streams, and the statistics of the seven chains."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import math
+
+import pytest
+
+from engine import RunOptions, Simulation, load_catalog, run_to_list
+from engine.events import encode, parse_timestamp
+
+from .conftest import CHAINS, START_MS, run
+
+SEED_WEIGHTS = {
+    "intelligence_query": 30, "agent_execution": 20, "code_generation": 15, "metadata_stamping": 10,
+    "database_query": 10, "consul_service": 7, "vault_secret": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog(CHAINS)
+
+
+@pytest.fixture(scope="module")
+def big_run(catalog):
+    """10,000 chains of the catalog, with their stats."""
+    events: list[dict] = []
+
+    class Sink:
+        write = staticmethod(lambda event, line: events.append(event))
+        flush = close = staticmethod(lambda: None)
+
+    stats = Simulation(catalog, RunOptions(seed=42, start_ms=START_MS, count=10_000, rate=50), Sink()).run()
+    return events, stats
+
+
+def _within(observed: int, n: int, p: float, sigmas: float = 4.0) -> bool:
+    return abs(observed - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
+
+
+def test_the_same_seed_and_start_give_the_same_bytes(catalog):
+    """Two runs with the same files, seed and start produce byte-identical JSON lines."""
+    options = RunOptions(seed=9, start_ms=START_MS, count=300, rate=20)
+    first = b"".join(encode(e) for e in run_to_list(catalog, options))
+    second = b"".join(encode(e) for e in run_to_list(catalog, options))
+    assert first == second
+
+
+def test_another_seed_gives_other_events(catalog):
+    """A different seed changes the stream."""
+    assert run(catalog, count=20, seed=1) != run(catalog, count=20, seed=2)
+
+
+def test_an_instance_draws_the_same_whatever_else_runs(catalog_of):
+    """Adding a chain file changes neither the ids nor the payloads of another chain's k-th instance."""
+    a = "name: a\nsteps: [{id: s, event_type: a, payload: {v: '{{ random.randint(1, 10**6) }}'}}]\n"
+    b = "name: b\nsteps: [{id: s, event_type: b, payload: {v: '{{ faker.name() }}'}}]\n"
+    alone = [e for e in run(catalog_of({"a.yaml": a}), count=30) if e["chain"] == "a"]
+    mixed = [e for e in run(catalog_of({"a.yaml": a, "b.yaml": b}), count=60) if e["chain"] == "a"]
+    n = min(len(alone), len(mixed))
+    assert n >= 10
+    strip = lambda e: (e["event_id"], e["correlation_id"], e["payload"])  # noqa: E731
+    assert [strip(e) for e in alone[:n]] == [strip(e) for e in mixed[:n]]
+
+
+def test_timestamps_never_go_backwards(big_run):
+    """Events of concurrent chains interleave in timestamp order."""
+    events, _ = big_run
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps)
+
+
+def test_timestamps_are_rfc3339_utc_milliseconds(big_run):
+    """Every timestamp is RFC 3339, UTC, with milliseconds, ending in Z."""
+    events, _ = big_run
+    for event in events[:500]:
+        text = event["timestamp"]
+        assert 24 == len(text) and text.endswith("Z")
+        assert dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_the_chain_mix_matches_the_declared_weights(big_run):
+    """Over 10,000 chains each chain's share is its weight within sampling error."""
+    events, stats = big_run
+    starts = collections.Counter(e["chain"] for e in events if e["causation_id"] is None)
+    assert 10_000 == sum(starts.values()) == stats.started
+    total = sum(SEED_WEIGHTS.values())
+    for name, weight in SEED_WEIGHTS.items():
+        assert _within(starts[name], 10_000, weight / total), (name, starts[name])
+
+
+def test_branch_outcomes_match_their_weights(big_run):
+    """agent_execution completes 90% and fails 10% of the time, within sampling error."""
+    _, stats = big_run
+    completed = stats.by_outcome[("agent_execution", "completed")]
+    failed = stats.by_outcome[("agent_execution", "failed")]
+    assert _within(failed, completed + failed, 0.10)
+
+
+def test_every_gap_lies_in_its_declared_delay_range(big_run, catalog):
+    """The time between two events of an instance is within the delay declared for the later step."""
+    events, _ = big_run
+    bounds = {}
+    for chain in catalog.chains:
+        for step in chain.walk():
+            for branch in step.branches:
+                bounds[branch.id, chain.name] = (branch.delay or step.delay).bounds
+            if step.delay and not step.branches:
+                bounds.setdefault((step.id, chain.name), step.delay.bounds)
+    last: dict[str, int] = {}
+    checked = 0
+    for event in events:
+        at = parse_timestamp(event["timestamp"])
+        key = event["correlation_id"]
+        if key in last and (event["step"], event["chain"]) in bounds:
+            low, high = bounds[event["step"], event["chain"]]
+            assert low <= at - last[key] <= high, event
+            checked += 1
+        last[key] = at
+    assert checked > 10_000
+
+
+def test_every_chain_finishes_and_every_event_is_strict_json(big_run):
+    """All 10,000 chains finish; every event encodes as strict JSON with the envelope fields."""
+    events, stats = big_run
+    assert 0 == stats.in_flight
+    assert stats.events == len(events)
+    for event in events[:2000]:
+        line = encode(event)
+        assert b"NaN" not in line and line.endswith(b"\n")
