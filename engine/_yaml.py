@@ -19,8 +19,10 @@ MAX_NODES = 200_000
 
 Path = tuple[str | int, ...]
 
-_MERGE = "tag:yaml.org,2002:merge"
-_STR = "tag:yaml.org,2002:str"
+_YAML_TAG = "tag:yaml.org,2002:"
+_MERGE = _YAML_TAG + "merge"
+_STR = _YAML_TAG + "str"
+_COLLECTION_TAGS = {_YAML_TAG + "map", _YAML_TAG + "seq"}
 # Scalars that stay text: a timestamp or binary blob is just a string in an event payload.
 _AS_TEXT = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 
@@ -32,12 +34,23 @@ class Mark:
     style: str | None = None  # the scalar's style: None plain, '"', "'", '|', '>'
 
 
-class YamlError(ValueError):
-    """A file is not YAML we accept; line and column are 1-based."""
+# PyYAML's problem text -> what to do about it. Never guess beyond this table.
+SYNTAX_HINTS: dict[str, str] = {
+    "expected <block end>": "check the indentation: the keys of a mapping, and the '-' of a list, line up",
+    "expected ',' or ']'": "a [ is not closed: add the ], or quote a value that starts with [",
+    "expected ',' or '}'": "a { is not closed: add the }, or quote a value that starts with {",
+    "mapping values are not allowed here": "quote a value that contains ': ', or indent a nested mapping",
+    "found character '\\t'": "YAML indents with spaces, not tabs",
+    "found unexpected end of stream": "a quoted string is not closed: add the closing quote",
+}
 
-    def __init__(self, message: str, line: int = 0, column: int = 0, hint: str = "") -> None:
+
+class YamlError(ValueError):
+    """A file is not YAML we accept; line and column are 1-based; path is the value's place, if known."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0, hint: str = "", path: Path = ()) -> None:
         super().__init__(message)
-        self.message, self.line, self.column, self.hint = message, line, column, hint
+        self.message, self.line, self.column, self.hint, self.path = message, line, column, hint, path
 
 
 @attrs.frozen
@@ -47,6 +60,7 @@ class Document:
     data: Any
     marks: dict[Path, Mark]
     key_marks: dict[Path, Mark]
+    lines: tuple[str, ...] = ()  # the text, to place errors inside block scalars
 
     def mark(self, path: Path, key: bool = False) -> Mark:
         """The mark of the value at path (or of its key), else of the nearest enclosing value."""
@@ -65,8 +79,10 @@ def _mark_of(node: Node) -> Mark:
 
 
 def _check_shape(text: str) -> None:
-    """Refuse deep nesting and many aliases from the event stream, before anything is built."""
-    depth = aliases = 0
+    """Refuse deep nesting, many aliases and big alias expansions, from the events, before building."""
+    depth = aliases = values = 0
+    open_anchors: list[tuple[str | None, int]] = []  # (anchor, values before it) of each open collection
+    sizes: dict[str, int] = {}  # anchor -> how many values it expands to
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             depth += 1
@@ -77,10 +93,20 @@ def _check_shape(text: str) -> None:
                     event.start_mark.column + 1,
                     "chain files are shallow; flatten the structure",
                 )
+            open_anchors.append((event.anchor, values))
+            values += 1
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             depth -= 1
+            anchor, before = open_anchors.pop()
+            if anchor is not None:
+                sizes[anchor] = values - before
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
         elif isinstance(event, yaml.AliasEvent):
             aliases += 1
+            values += sizes.get(event.anchor, 1)
             if aliases > MAX_ALIASES:
                 raise YamlError(
                     f"more than {MAX_ALIASES} aliases",
@@ -88,6 +114,23 @@ def _check_shape(text: str) -> None:
                     event.start_mark.column + 1,
                     "use fewer *aliases; write shared lists once under chains/data/",
                 )
+        if values > MAX_NODES:
+            raise YamlError(
+                f"aliases expand the document to more than {MAX_NODES} values",
+                event.start_mark.line + 1,
+                event.start_mark.column + 1,
+                "aliases that repeat aliases multiply; write the data out or make it smaller",
+            )
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+
+
+def _refuse_tag(node: Node, path: Path) -> YamlError:
+    mark = _mark_of(node)
+    return YamlError(f"tag {_tag_name(node.tag)} is not allowed", mark.line, mark.column,
+                     "chain files are plain YAML: no custom tags", path)
 
 
 class _Builder:
@@ -106,27 +149,24 @@ class _Builder:
                 f"document expands to more than {MAX_NODES} values",
                 *attrs.astuple(_mark_of(node))[:2],
                 "aliases that repeat aliases multiply; write the data out or make it smaller",
+                path,
             )
         self.marks.setdefault(path, _mark_of(node))
+        if isinstance(node, MappingNode | SequenceNode) and node.tag not in _COLLECTION_TAGS:
+            raise _refuse_tag(node, path)
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        return self._scalar(node, path)
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, node: ScalarNode, path: Path) -> Any:
         if node.tag in _AS_TEXT:
             return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as error:
-            mark = _mark_of(node)
-            raise YamlError(
-                f"tag {node.tag!r} is not allowed",
-                mark.line,
-                mark.column,
-                "chain files are plain YAML: no custom tags",
-            ) from error
+            raise _refuse_tag(node, path) from error
 
     def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -137,13 +177,16 @@ class _Builder:
                 for source in merged:
                     value = self.build(source, path)
                     if not isinstance(value, dict):
-                        raise YamlError("a merge key (<<) takes a mapping", *attrs.astuple(_mark_of(source))[:2])
+                        mark = _mark_of(source)
+                        raise YamlError("a merge key (<<) takes a mapping", mark.line, mark.column,
+                                        "merge an &anchor of a mapping, e.g. <<: *defaults", path)
                     result.update(value)
                 continue
             if not isinstance(key_node, ScalarNode):
                 mark = _mark_of(key_node)
-                raise YamlError("mapping keys must be plain strings", mark.line, mark.column)
-            key = key_node.value if key_node.tag == _STR else str(self._scalar(key_node))
+                raise YamlError("mapping keys must be plain strings", mark.line, mark.column,
+                                "write each key as a plain word, e.g. id:", path)
+            key = key_node.value if key_node.tag == _STR else str(self._scalar(key_node, path))
             if key in own:
                 mark = _mark_of(key_node)
                 raise YamlError(
@@ -151,6 +194,7 @@ class _Builder:
                     mark.line,
                     mark.column,
                     f"{key!r} is already set at line {self.key_marks[(*path, key)].line}; keep one",
+                    (*path, key),
                 )
             self.key_marks[(*path, key)] = _mark_of(key_node)
             own[key] = self.build(value_node, (*path, key))
@@ -166,14 +210,25 @@ def load(text: str) -> Document:
         _check_shape(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        message = " ".join(filter(None, [error.context, error.problem])) or str(error)
-        raise YamlError(f"invalid YAML: {message}", line, column) from None
+        raise _syntax_error(error) from None
     except yaml.YAMLError as error:
         raise YamlError(f"invalid YAML: {error}", 1, 1) from None
+    lines = tuple(text.splitlines())
     if node is None:
-        return Document(None, {(): Mark(1, 1)}, {})
+        return Document(None, {(): Mark(1, 1)}, {}, lines)
     builder = _Builder()
     data = builder.build(node, ())
-    return Document(data, builder.marks, builder.key_marks)
+    return Document(data, builder.marks, builder.key_marks, lines)
+
+
+def _syntax_error(error: yaml.MarkedYAMLError) -> YamlError:
+    """PyYAML's problem, at its place, with where the enclosing construct began."""
+    mark = error.problem_mark or error.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    message = error.problem or error.context or str(error)
+    if error.context and error.problem and error.context_mark and error.context_mark.line + 1 != line:
+        message += f" ({error.context} at line {error.context_mark.line + 1})"
+    elif error.context and error.problem:
+        message += f" ({error.context})"
+    hint = next((h for problem, h in SYNTAX_HINTS.items() if problem in (error.problem or "")), "")
+    return YamlError(f"invalid YAML: {message}", line, column, hint)

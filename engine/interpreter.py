@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .events import Clock, new_uuid
 from .fakers import FakerFacade, RandomFacade, set_time
 from .model import Chain, Step
-from .payload import RenderError, Renderer, TemplateProblem, compile_tree
+from .payload import Renderer, RenderError, TemplateProblem, compile_tree
 
 Emit = Callable[[dict[str, Any]], None]
 Chooser = Callable[["Node", list["Node"], Random], "Node"]

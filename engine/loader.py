@@ -7,6 +7,8 @@ branches so undefined names, unknown Faker generators and template errors surfac
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path as FsPath
 from random import Random
@@ -27,6 +29,8 @@ from .sandbox import new_environment
 DATA_DIR = "data"
 SCOPE = "vars, data, faker, random, steps, chain, event, elapsed_ms, delay_ms, visit"
 DRY_RUNS_PER_CHAIN = 64
+TEMPLATE_SYNTAX_HINT = "check the {{ }} and {% %} pairs of this template"
+_NO_ATTRIBUTE = re.compile(r"has no attribute '([^']*)'")
 
 
 @attrs.frozen
@@ -71,7 +75,7 @@ def where(data: Any, path: Path) -> str:
         i += 1
     if rest:
         parts.append(f"key {rest!r}")
-    return " > ".join(parts)
+    return "" if parts == ["chain"] else " > ".join(parts)
 
 
 class _FileReport:
@@ -80,20 +84,24 @@ class _FileReport:
     def __init__(self, file: str, doc: _yaml.Document | None, problems: list[Problem]) -> None:
         self.file, self.doc, self.problems = file, doc, problems
 
-    def __call__(self, path: Path, message: str, hint: str = "", key: bool = False, line_offset: int = 0) -> None:
-        mark = self.doc.mark(path, key=key) if self.doc else _yaml.Mark(1, 1)
-        line, column = mark.line + line_offset, mark.column
-        if line_offset:
-            column = 1
+    def __call__(self, path: Path, message: str, hint: str = "", key: bool = False,
+                 mark: _yaml.Mark | None = None) -> None:
+        if mark is None:
+            mark = self.doc.mark(path, key=key) if self.doc else _yaml.Mark(1, 1)
+        line, column = mark.line, mark.column
         data = self.doc.data if self.doc else None
         self.problems.append(Problem(self.file, line, column, path, message, where(data, path), hint))
 
 
 def _read(path: FsPath, report: _FileReport) -> _yaml.Document | None:
     try:
-        text = path.read_bytes().decode("utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        report((), f"not UTF-8 text (byte {error.start})", "save the file as UTF-8")
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        report((), f"not UTF-8 text: byte 0x{raw[error.start]:02x} cannot be decoded",
+               "save the file as UTF-8", mark=_yaml.Mark(line, column))
         return None
     except OSError as error:
         report((), f"cannot read: {error.strerror}")
@@ -101,7 +109,7 @@ def _read(path: FsPath, report: _FileReport) -> _yaml.Document | None:
     try:
         return _yaml.load(text)
     except _yaml.YamlError as error:
-        report.problems.append(Problem(report.file, error.line, error.column, (), error.message, "", error.hint))
+        report(error.path, error.message, error.hint, mark=_yaml.Mark(error.line, error.column))
         return None
 
 
@@ -112,7 +120,9 @@ def _display(path: FsPath) -> str:
         return str(path)
 
 
-def _load_data(folder: FsPath, problems: list[Problem], documents: dict[str, _yaml.Document]) -> dict[str, Any]:
+def _load_data(
+    folder: FsPath, problems: list[Problem], documents: dict[str, _yaml.Document]
+) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
         report = _FileReport(_display(path), None, problems)
@@ -132,12 +142,17 @@ def load_catalog(directory: str | FsPath) -> Catalog:
     folder = FsPath(directory)
     problems: list[Problem] = []
     if not folder.is_dir():
-        raise ChainError([Problem(str(directory), 0, 0, (), "no such folder", "", "give the folder of chain files, e.g. --chains chains/")])
+        message = "not a folder" if folder.exists() else "no such folder"
+        raise ChainError([Problem(str(directory), 0, 0, (), message, "",
+                                  "give the folder of chain files, e.g. --chains chains/")])
     documents: dict[str, _yaml.Document] = {}
     data = _load_data(folder / DATA_DIR, problems, documents)
     files = chain_files(folder)
     if not files:
-        problems.append(Problem(_display(folder), 0, 0, (), "no chain files (*.yaml) in this folder", "", "each chain is one YAML file, see CONTRIBUTING.md"))
+        problems.append(Problem(
+            _display(folder), 0, 0, (), "no chain files (*.yaml, *.yml) in this folder", "",
+            "each chain is one YAML file in this folder; shared data lists go under data/",
+        ))
     env = new_environment()
     chains: list[Chain] = []
     first_file: dict[str, str] = {}
@@ -148,6 +163,9 @@ def load_catalog(directory: str | FsPath) -> Catalog:
             continue
         report.doc = doc
         documents[report.file] = doc
+        if doc.data is None:
+            report((), "the file is empty", schema.CHAIN_FILE_HINT)
+            continue
         found = schema.check(doc, report.file)
         if found:
             problems += [attrs.evolve(p, where=where(doc.data, p.path)) for p in found]
@@ -174,8 +192,8 @@ def _compile(chains: Iterable[Chain], env: ImmutableSandboxedEnvironment, data: 
         template_problems: list[TemplateProblem] = []
         program = Program.compile(chain, env, template_problems)
         for problem in template_problems:
-            report(problem.path, problem.message, "check the {{ }} and {% %} pairs of this template",
-                   line_offset=_line_offset(documents[chain.file], problem))
+            report(problem.path, problem.message, TEMPLATE_SYNTAX_HINT,
+                   mark=_template_mark(documents[chain.file], problem))
         if template_problems:
             continue
         if _dry_run(program, data, report):
@@ -183,11 +201,18 @@ def _compile(chains: Iterable[Chain], env: ImmutableSandboxedEnvironment, data: 
     return programs
 
 
-def _line_offset(doc: _yaml.Document, problem: TemplateProblem) -> int:
-    """Lines from the YAML value's mark to the template's failing line."""
+def _template_mark(doc: _yaml.Document, problem: TemplateProblem) -> _yaml.Mark:
+    """Where the template's failing line stands in the file.
+
+    A literal block (|) keeps the template's lines: its line n is n lines below the `|`. Other styles
+    fold or escape line breaks, so the failing line cannot be placed exactly: point at the value.
+    """
     mark = doc.mark(problem.path)
-    block = mark.style in ("|", ">")
-    return problem.line if block else problem.line - 1
+    if mark.style != "|":
+        return mark
+    line = mark.line + problem.line
+    text = doc.lines[line - 1] if line <= len(doc.lines) else ""
+    return _yaml.Mark(line, len(text) - len(text.lstrip()) + 1)
 
 
 def _dry_run(program: Program, data: dict[str, Any], report: _FileReport) -> bool:
@@ -199,7 +224,8 @@ def _dry_run(program: Program, data: dict[str, Any], report: _FileReport) -> boo
         taken: list[int] = []
         widths: list[int] = []
 
-        def choose(node: Node, open_branches: list[Node], rng: Random) -> Node:
+        def choose(node: Node, open_branches: list[Node], rng: Random,
+                   prefix: list[int] = prefix, taken: list[int] = taken, widths: list[int] = widths) -> Node:
             k = len(taken)
             pick = prefix[k] if k < len(prefix) else 0
             pick = min(pick, len(open_branches) - 1)
@@ -209,12 +235,14 @@ def _dry_run(program: Program, data: dict[str, Any], report: _FileReport) -> boo
 
         instance: ChainInstance | None = None
         try:
-            instance = ChainInstance(program, 0, Random(f"dry-run:{runs}"), {"data": data}, _check_json, Clock(), choose)
+            instance = ChainInstance(
+                program, 0, Random(f"dry-run:{runs}"), {"data": data}, _check_json, Clock(), choose
+            )
             time = instance.start(0)
             while time is not None:
                 time = instance.resume(time)
         except RenderError as error:
-            _report_render_error(error, report, list(instance.steps) if instance else [])
+            _report_render_error(error, report, program.chain, data, list(instance.steps) if instance else [])
             return False
         runs += 1
         for k in range(len(prefix), len(taken)):
@@ -230,15 +258,64 @@ def _check_json(event: dict[str, Any]) -> None:
         raise RenderError(("payload",), error) from error
 
 
-def _report_render_error(error: RenderError, report: _FileReport, emitted_steps: list[str]) -> None:
+def _report_render_error(error: RenderError, report: _FileReport, chain: Chain, data: dict[str, Any],
+                         emitted_steps: list[str]) -> None:
     message = str(error)
     hint = ""
     text = message.lower()
+    emitted = ", ".join(emitted_steps) or "none yet"
+    if "has no attribute" in text and report.doc is not None:
+        explained = _explain_missing(message, _value_at(report.doc.data, error.path), chain, data, emitted)
+        if explained:
+            report(error.path, f"template error: {explained[0]}", explained[1])
+            return
     if "undefined" in text or "has no attribute" in text:
         hint = f"names in scope: {SCOPE}"
         if "steps" in text or "'dict object'" in text:
-            emitted = ", ".join(emitted_steps) or "none yet"
             hint += f"; steps.<id> holds events already emitted by this instance (here: {emitted})"
     elif "faker has no generator" in text:
         hint = "see https://faker.readthedocs.io/en/stable/providers.html for generator names"
     report(error.path, f"template error: {message}", hint)
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _did_you_mean(name: str, known: Iterable[str], noun: str) -> str:
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"{noun}: {', '.join(known) or 'none'}"
+
+
+def _explain_missing(message: str, source: Any, chain: Chain, data: dict[str, Any],
+                     emitted: str) -> tuple[str, str] | None:
+    """(message, hint) for `vars.x`, `steps.x` or `data.x` naming nothing, when the template shows which."""
+    match = _NO_ATTRIBUTE.search(message)
+    if not match or not isinstance(source, str):
+        return None
+    name = match.group(1)
+    roots = [root for root in ("vars", "steps", "data")
+             if re.search(rf"\b{root}\s*(\.\s*{re.escape(name)}\b|\[\s*['\"]{re.escape(name)}['\"])", source)]
+    if len(roots) != 1:
+        return None
+    if roots[0] == "vars":
+        if name in chain.vars:
+            return (f"vars.{name} is used before it is set",
+                    f"a var sees only the vars above it; move {name!r} up, above its first use")
+        return f"vars.{name} is undefined", _did_you_mean(name, chain.vars, "vars of this chain")
+    if roots[0] == "steps":
+        ids = [step.id for step in chain.walk()]
+        if name in ids:
+            return (f"steps.{name} is not emitted yet",
+                    f"steps.<id> holds events already emitted by this instance (here: {emitted})")
+        return f"no step {name!r} in this chain", _did_you_mean(name, ids, "step ids in this chain")
+    lists = "data.<name> is the file data/<name>.yaml of the chains folder; here"
+    return f"data.{name} is undefined", _did_you_mean(name, sorted(data), lists)

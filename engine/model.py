@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
+from faker.config import AVAILABLE_LOCALES
 
 from .delays import Delay
 from .errors import Path, json_path
@@ -20,6 +21,12 @@ Report = Callable[..., None]  # report(path, message, hint="", key=False)
 DEFAULT_ENVELOPE = {"tenant_id": "default-tenant", "namespace": "development"}
 DEFAULT_LOCALE = "en_US"
 RANGE_HINT = "a delay range is [min, max] in milliseconds, e.g. delay: [500, 1500]"
+# What a Delay's error is about (its first word) -> the key it points at, and what to do.
+DELAY_HINTS = {
+    "max": "min is the smallest delay and max the largest: swap them, or fix one",
+    "mean": "the mean lies within [min, max] (min defaults to 0): move the mean, or widen the range",
+    "median": "the median lies within [min, max] (min defaults to 0): move the median, or widen the range",
+}
 
 
 @attrs.frozen
@@ -87,6 +94,10 @@ class Chain:
             namespace=envelope["namespace"],
             vars=dict(data.get("vars", {})),
         )
+        if chain.locale not in AVAILABLE_LOCALES:
+            close = difflib.get_close_matches(chain.locale, AVAILABLE_LOCALES, n=1)
+            report(("locale",), f"unknown Faker locale {chain.locale!r}",
+                   f"did you mean {close[0]!r}?" if close else "a Faker locale looks like en_US or de_DE")
         _check_ids(chain, report)
         return chain
 
@@ -98,7 +109,7 @@ def _build_step(data: dict[str, Any], path: Path, counter: Iterator[int], report
         try:
             delay = Delay.from_spec(data["delay"])
         except ValueError as error:
-            report((*path, "delay"), str(error), RANGE_HINT)
+            _report_delay(data["delay"], (*path, "delay"), str(error), report)
     has_event, has_branches = "event_type" in data, "branches" in data
     if has_event and has_branches:
         report((*path, "branches"), "a step has event_type or branches, not both",
@@ -110,13 +121,15 @@ def _build_step(data: dict[str, Any], path: Path, counter: Iterator[int], report
         report((*path, "payload"), "a step with branches emits no event, so it has no payload",
                "move the payload into each branch")
     if data.get("end") and "goto" in data:
-        report((*path, "goto"), "a step cannot both end the chain and goto another step", "keep one of end, goto")
+        report((*path, "goto"), "a step cannot both end the chain and goto another step",
+               "keep one of end, goto")
     branches = tuple(
         _build_step(item, (*path, "branches", i), counter, report)
         for i, item in enumerate(data.get("branches", ()))
     )
     steps = tuple(
-        _build_step(item, (*path, "steps", i), counter, report) for i, item in enumerate(data.get("steps", ()))
+        _build_step(item, (*path, "steps", i), counter, report)
+        for i, item in enumerate(data.get("steps", ()))
     )
     return Step(
         id=data["id"],
@@ -135,13 +148,24 @@ def _build_step(data: dict[str, Any], path: Path, counter: Iterator[int], report
     )
 
 
+def _report_delay(spec: Any, path: Path, message: str, report: Report) -> None:
+    """A range [min, max] is reported as a whole; in a distribution, at the key that is off."""
+    if isinstance(spec, list):
+        report(path, message, RANGE_HINT)
+        return
+    key = message.split(" ", 1)[0]
+    at = (*path, key) if isinstance(spec, dict) and key in spec else path
+    report(at, message, DELAY_HINTS.get(key, RANGE_HINT))
+
+
 def _check_ids(chain: Chain, report: Report) -> None:
     seen: dict[str, Step] = {}
     for step in chain.walk():
         if step.id in seen:
             first = seen[step.id]
             report((*step.path, "id"), f"duplicate step id {step.id!r}",
-                   f"step ids are unique within a chain; {step.id!r} is also the id at {json_path(first.path)}")
+                   f"step ids are unique within a chain; {step.id!r} is also the id at "
+                   f"{json_path(first.path)}")
         else:
             seen[step.id] = step
     for step in chain.walk():

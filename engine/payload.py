@@ -17,6 +17,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ._fastpath import compile_fast, compile_fast_output
 from .errors import Path
 from .sandbox import check_output
 
@@ -81,31 +82,40 @@ def _constant(value: Any) -> Renderer:
     return lambda context: value
 
 
-def _single_expression(env: ImmutableSandboxedEnvironment, source: str) -> str | None:
-    """The expression source when the whole string is one `{{ ... }}`, else None."""
-    tree = env.parse(source)
+def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
+    """The expression when the whole template is one `{{ ... }}`, else None."""
     if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
         return None
     parts = tree.body[0].nodes
     if len(parts) != 1 or isinstance(parts[0], nodes.TemplateData):
         return None
+    return parts[0]
+
+
+def _expression_source(source: str) -> str:
     inner = source.strip()
-    if not (inner.startswith("{{") and inner.endswith("}}")):
-        return None
     return inner[2:-2].strip("-+").strip()
 
 
 def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) -> Renderer:
-    """One template string; TemplateProblem when it does not compile."""
+    """One template string; TemplateProblem when it does not compile.
+
+    Common shapes run as plain closures (engine._fastpath); the rest as full sandboxed renders.
+    """
     if not any(marker in source for marker in _TEMPLATE_MARKERS):
         return _constant(source)
     try:
-        expression = _single_expression(env, source)
+        tree = env.parse(source)
+        expression = _single_expression(tree)
+        inner: Renderer
         if expression is not None:
-            compiled = env.compile_expression(expression, undefined_to_none=False)
-            inner: Renderer = lambda context: _native(compiled(context))  # noqa: E731
+            fast = compile_fast(env, expression)
+            if fast is None:
+                compiled = env.compile_expression(_expression_source(source), undefined_to_none=False)
+                fast = compiled
+            inner = lambda context: _native(fast(context))  # noqa: E731
         else:
-            inner = env.from_string(source).render
+            inner = compile_fast_output(env, tree) or env.from_string(source).render
     except jinja2.TemplateSyntaxError as error:
         raise TemplateProblem(path, f"template syntax error: {error.message}", error.lineno or 1) from None
 

@@ -20,12 +20,17 @@ from .errors import Path, Problem
 SCHEMA_NAME = "chain.schema.json"
 
 DELAY_HINT = 'a delay is milliseconds (150), a duration ("1.5s"), a range [min, max] or {distribution: ...}'
-DURATION_HINT = 'a duration is a number of milliseconds (150) or a string with a unit: "150ms", "1.5s", "2m", "1h"'
+DURATION_HINT = (
+    'a duration is a number of milliseconds (150) or a string with a unit: "150ms", "1.5s", "2m", "1h"'
+)
+CHAIN_FILE_HINT = "a chain file is a mapping with at least name and steps, e.g. name: my_chain, steps: [...]"
 
 # (keyword, field) -> hint; (keyword, None) is the fallback for the keyword. Never guess beyond this table.
 HINTS: dict[tuple[str, str | None], str] = {
     ("required", "name"): "every chain file names its chain, e.g. name: agent_execution",
-    ("required", "steps"): "a chain needs a list of steps, e.g. steps: [{id: requested, event_type: x.requested.v1}]",
+    ("required", "steps"): (
+        "a chain needs a list of steps, e.g. steps: [{id: requested, event_type: x.requested.v1}]"
+    ),
     ("required", "id"): "every step needs an id, e.g. id: query_requested",
     ("required", "weight"): "every branch needs a weight, e.g. weight: 90",
     ("required", "max"): "normal, lognormal and exponential delays are bounded: add max, e.g. max: 5s",
@@ -34,11 +39,19 @@ HINTS: dict[tuple[str, str | None], str] = {
     ("required", "stddev"): "a normal delay needs a stddev, e.g. stddev: 50ms",
     ("required", "median"): "a lognormal delay needs a median, e.g. median: 800ms",
     ("required", "sigma"): "a lognormal delay needs a sigma (spread of its logarithm), e.g. sigma: 0.5",
-    ("required", "distribution"): "a delay written as a mapping names its distribution: uniform, normal, lognormal or exponential",
-    ("pattern", "name"): "chain names are snake_case: lowercase letters, digits and _, starting with a letter",
-    ("pattern", "id"): "step ids are letters, digits and _, not starting with a digit (templates read them as steps.<id>)",
+    ("required", "distribution"): (
+        "a delay written as a mapping names its distribution: uniform, normal, lognormal or exponential"
+    ),
+    ("pattern", "name"): (
+        "chain names are snake_case: lowercase letters, digits and _, starting with a letter"
+    ),
+    ("pattern", "id"): (
+        "step ids are letters, digits and _, not starting with a digit (templates read them as steps.<id>)"
+    ),
     ("pattern", "locale"): "a Faker locale looks like en_US or de_DE",
-    ("pattern", "vars"): "var names are letters, digits and _, not starting with a digit (templates read them as vars.<name>)",
+    ("pattern", "vars"): (
+        "var names are letters, digits and _, not starting with a digit (templates read them as vars.<name>)"
+    ),
     ("exclusiveMinimum", "weight"): "weights are relative and above 0; to turn something off, remove it",
     ("exclusiveMinimum", "sigma"): "sigma is the spread of the delay's logarithm and is above 0, e.g. 0.5",
     ("minimum", "max_visits"): "max_visits counts visits of one chain instance and is at least 1",
@@ -48,7 +61,13 @@ HINTS: dict[tuple[str, str | None], str] = {
     ("minItems", "delay"): "a delay range is [min, max] in milliseconds, e.g. delay: [500, 1500]",
     ("maxItems", "delay"): "a delay range is [min, max] in milliseconds, e.g. delay: [500, 1500]",
     ("enum", "distribution"): "a distribution is one of uniform, normal, lognormal, exponential",
+    ("type", "$"): CHAIN_FILE_HINT,
     ("type", "delay"): DELAY_HINT,
+    ("type", "weight"): "a weight is a number, written without quotes, e.g. weight: 90",
+    ("type", "sigma"): "sigma is a plain number, written without quotes, e.g. sigma: 0.5",
+    ("type", "max_visits"): "max_visits is a whole number, e.g. max_visits: 3",
+    ("type", "end"): "end is true or false, e.g. end: true",
+    ("type", "payload"): "a payload is any YAML value; a mapping of fields is usual, e.g. payload: {user: x}",
     ("type", "steps"): "steps is a list: each item starts with '- id: ...'",
     ("type", "branches"): "branches is a list: each item starts with '- id: ...' and has a weight",
     ("type", "envelope"): "envelope is a mapping, e.g. envelope: {tenant_id: acme, namespace: staging}",
@@ -65,6 +84,8 @@ _TYPE_NAMES = {
     "boolean": "true or false",
     "null": "nothing",
 }
+# The field a pattern checks -> what a value of it is called in a message.
+_PATTERN_NOUNS = {"name": "chain name", "id": "step id", "locale": "locale", "vars": "var name"}
 
 
 @functools.cache
@@ -113,12 +134,19 @@ def _field(path: Path) -> str | None:
 
 def _leaf(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     """Descend anyOf/oneOf to the alternative meant for this kind of value."""
-    while error.context:
+    while error.context and error.validator != "propertyNames":
         fitting = [e for e in error.context if e.validator != "type" or e.relative_path]
         if not fitting:
             return error
-        error = jsonschema.exceptions.best_match(fitting)
+        error = jsonschema.exceptions.best_match(_unconditional(fitting))
     return error
+
+
+def _unconditional(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
+    """Drop errors of an if/then clause when the value fails the schema's own rules: an `if` on a
+    missing key holds vacuously, so its `then` would ask for keys the value never meant to have."""
+    plain = [e for e in errors if not {"then", "else"} & set(map(str, e.relative_schema_path))]
+    return plain or errors
 
 
 def _known_keys(error: jsonschema.ValidationError) -> list[str]:
@@ -130,7 +158,9 @@ def _known_keys(error: jsonschema.ValidationError) -> list[str]:
     return sorted(set(keys))
 
 
-def _unknown_key_problems(error: jsonschema.ValidationError, path: Path, doc: Document, file: str) -> list[Problem]:
+def _unknown_key_problems(
+    error: jsonschema.ValidationError, path: Path, doc: Document, file: str
+) -> list[Problem]:
     known = _known_keys(error)
     problems = []
     instance = error.instance if isinstance(error.instance, dict) else {}
@@ -154,11 +184,13 @@ def _message(error: jsonschema.ValidationError, path: Path) -> tuple[str, str]:
         expected = error.validator_value
         names = [expected] if isinstance(expected, str) else expected
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        hint = hint_for("type", field)
+        hint = hint_for("type", field if path else "$")
         return f"expected {wanted}, found {describe(found)}", hint
     if keyword == "pattern":
         if field in _DURATION_KEYS or field == "delay" or isinstance(path[-1] if path else None, int):
             return f"{describe(found)} is not a duration", DURATION_HINT
+        if field in _PATTERN_NOUNS:
+            return f"{describe(found)} is not a valid {_PATTERN_NOUNS[field]}", hint_for("pattern", field)
         return f"{describe(found)} does not match {error.validator_value}", hint_for("pattern", field)
     if keyword in ("minimum", "exclusiveMinimum"):
         relation = "at least" if keyword == "minimum" else "above"
@@ -187,8 +219,11 @@ def check(doc: Document, file: str) -> list[Problem]:
             bad = error.instance
             path = (*path, bad)
             mark = doc.mark(path, key=True)
-            hint = hint_for("pattern", _field(path[:-1]))
-            problems.append(Problem(file, mark.line, mark.column, path, f"{bad!r} is not a valid name", "", hint))
+            field = _field(path[:-1])
+            noun = _PATTERN_NOUNS.get(field or "", "name")
+            message = f"{describe(bad)} is not a valid {noun}"
+            hint = hint_for("pattern", field)
+            problems.append(Problem(file, mark.line, mark.column, path, message, "", hint))
             continue
         message, hint = _message(error, path)
         mark = doc.mark(path)

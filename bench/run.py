@@ -1,0 +1,64 @@
+"""The benchmark suite: `python bench/run.py` (full, minutes) or `python bench/run.py --smoke` (seconds).
+
+Prints a markdown table and writes bench/results/latest.json. Every figure is a ratio against a baseline
+measured in the same run, or an absolute figure printed beside its baseline: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import memory  # noqa: E402
+import sinks  # noqa: E402
+import startup  # noqa: E402
+import virtual  # noqa: E402
+import wallclock  # noqa: E402
+from _common import BENCH  # noqa: E402
+
+
+def machine() -> dict[str, str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds; asserts nothing about speed")
+    parser.add_argument("--memory-events", type=int, help="events of the big memory run (default 1M, smoke 20k)")
+    args = parser.parse_args()
+    smoke = args.smoke
+    began = time.perf_counter()
+    results = {
+        "mode": "smoke" if smoke else "full",
+        "machine": machine(),
+        "virtual": virtual.measure(count=300 if smoke else 10_000, rounds=1 if smoke else 3),
+        "wallclock": wallclock.measure(smoke),
+        "startup": startup.measure(rounds=1 if smoke else 5),
+        "memory": memory.measure(args.memory_events or (20_000 if smoke else 1_000_000)),
+        "sinks": sinks.measure(),
+    }
+    results["seconds"] = time.perf_counter() - began
+    table = [("figure", "engine", "baseline (same run)", "ratio / note"), ("---", "---", "---", "---")]
+    for module in (virtual, wallclock, startup, memory, sinks):
+        table += module.rows(results[module.__name__])
+    m = results["machine"]
+    print(f"chainsim bench ({results['mode']}, {results['seconds']:.0f} s): {m['nproc']} cores, {m['cpu']}, "
+          f"Python {m['python']}\n")
+    print("\n".join(f"| {' | '.join(row)} |" for row in table))
+    out = BENCH / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
