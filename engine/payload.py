@@ -31,7 +31,8 @@ class RenderError(ValueError):
     """A template failed while rendering; carries the path of the template within its chain file."""
 
     def __init__(self, path: Path, error: BaseException) -> None:
-        super().__init__(f"{type(error).__name__}: {error}" if not isinstance(error, jinja2.TemplateError) else str(error))
+        text = str(error) if isinstance(error, jinja2.TemplateError) else f"{type(error).__name__}: {error}"
+        super().__init__(text)
         self.path, self.error = path, error
         self.file = ""  # set by the chain instance, which knows its chain file
 
@@ -130,7 +131,9 @@ def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) 
     return render
 
 
-def compile_tree(env: ImmutableSandboxedEnvironment, tree: Any, path: Path, problems: list[TemplateProblem]) -> Renderer:
+def compile_tree(
+    env: ImmutableSandboxedEnvironment, tree: Any, path: Path, problems: list[TemplateProblem]
+) -> Renderer:
     """A payload tree; every template problem is appended to `problems` (all are found in one pass)."""
     if isinstance(tree, str):
         try:

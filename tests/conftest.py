@@ -47,3 +47,13 @@ def run(catalog: Catalog, count: int = 10, seed: int = 1, **options: Any) -> lis
     """Events of a virtual run of `count` chains."""
     options.setdefault("rate", 10.0)
     return run_to_list(catalog, RunOptions(seed=seed, start_ms=START_MS, count=count, **options))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/*.jsonl from the current engine (on purpose only)")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

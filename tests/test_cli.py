@@ -1,0 +1,176 @@
+"""The command line end to end, in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHAINS, ROOT, START
+
+ENGINE = [sys.executable, "-m", "engine"]
+FIXED = ["--chains", str(CHAINS), "--seed", "3", "--start", START]
+
+
+def cli(*args: str, cwd: Path = ROOT, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*ENGINE, *args], cwd=cwd, capture_output=True, timeout=timeout)
+
+
+def test_a_count_run_writes_json_lines_on_stdout_and_the_summary_on_stderr():
+    """--count N runs N chains in virtual time; stdout holds only events, stderr the summary."""
+    result = cli(*FIXED, "--count", "50")
+    assert 0 == result.returncode
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert 50 == sum(1 for e in events if e["causation_id"] is None)
+    stderr = result.stderr.decode()
+    first = stderr.splitlines()[0]
+    assert first.startswith(f"chainsim: {len(events)} events from 50 chains (50 finished, 0 in flight) in ")
+    assert first.endswith("; seed 3, start 2026-01-01T00:00:00.000Z, virtual clock")
+    assert "events by type:" in stderr and "chains by outcome:" in stderr
+    assert "agent_execution: completed" in stderr
+
+
+def test_the_same_flags_give_byte_identical_output():
+    """Same files, --seed and --start: the same bytes, run after run."""
+    assert cli(*FIXED, "--count", "200").stdout == cli(*FIXED, "--count", "200").stdout
+
+
+def test_output_writes_a_file_and_leaves_stdout_empty(tmp_path):
+    """--output FILE writes the JSON lines to FILE."""
+    target = tmp_path / "events.jsonl"
+    result = cli(*FIXED, "--count", "10", "--output", str(target))
+    assert (0, b"") == (result.returncode, result.stdout)
+    assert cli(*FIXED, "--count", "10").stdout == target.read_bytes()
+
+
+def test_several_sinks_receive_the_same_events(tmp_path):
+    """--sink can be given more than once; every sink gets every event."""
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    result = cli(*FIXED, "--count", "10", "--sink", f"jsonl:{one}", "--sink", f"jsonl:{two}")
+    assert 0 == result.returncode
+    assert one.read_bytes() == two.read_bytes() != b""
+
+
+def test_a_default_seed_is_random_and_printed_so_a_run_can_be_repeated():
+    """Without --seed the run picks one and prints it; passing it back reproduces the run."""
+    first = cli("--chains", str(CHAINS), "--count", "20", "--start", START, "-q")
+    seed = first.stderr.decode().split("seed ")[1].split(",")[0]
+    again = cli("--chains", str(CHAINS), "--count", "20", "--start", START, "--seed", seed, "-q")
+    assert first.stdout == again.stdout
+
+
+def test_realtime_paces_a_finite_run_on_the_wall_clock():
+    """--realtime waits until each event is due; --speed makes simulated time run faster."""
+    began = time.monotonic()
+    result = cli(*FIXED, "--count", "10", "--rate", "10", "--realtime", "--speed", "4", "-q")
+    elapsed = time.monotonic() - began
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    span_ms = int(events[-1]["timestamp"][17:19]) * 1000 + int(events[-1]["timestamp"][20:23])
+    assert 0 == result.returncode
+    assert "wall clock x4" in result.stderr.decode()
+    assert span_ms / 4 / 1000 <= elapsed < span_ms / 4 / 1000 + 10
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_development_mode_stops_cleanly_on_a_signal(sig):
+    """The default mode runs until Ctrl-C or SIGTERM, then stops with whole lines, a summary and exit 0."""
+    process = subprocess.Popen([*ENGINE, "--chains", str(CHAINS)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, bufsize=0)  # unbuffered: communicate() reads the rest
+    assert process.stdout is not None
+    first = process.stdout.readline()  # the 20 initial chains start at once
+    assert json.loads(first)["causation_id"] is None
+    process.send_signal(sig)
+    rest, stderr = process.communicate(timeout=30)
+    assert 0 == process.returncode
+    lines = (first + rest).splitlines()
+    assert all(json.loads(line)["event_id"] for line in lines)
+    assert (first + rest).endswith(b"\n")
+    summary = stderr.decode().splitlines()[0]
+    assert summary.startswith("chainsim: ") and "20 chains" in summary and "wall clock x1" in summary
+    assert "Traceback" not in stderr.decode()
+
+
+def test_a_closed_pipe_ends_the_run_quietly():
+    """`chainsim ... | head -1` stops the engine without a traceback."""
+    command = f"{sys.executable} -m engine --chains {CHAINS} --count 100000 --seed 1 | head -1"
+    result = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, timeout=60)
+    assert 1 == len(result.stdout.splitlines())
+    assert b"Traceback" not in result.stderr
+
+
+def test_help_documents_every_flag():
+    """`run --help` lists every flag of a run."""
+    text = cli("run", "--help").stdout.decode()
+    for flag in ("--chains", "--count", "--seed", "--start", "--rate", "--interval", "--initial", "--realtime",
+                 "--speed", "--duration", "--output", "--sink", "--quiet", "--debug"):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--count", "-1"], "argument --count: '-1' is negative"),
+        (["--rate", "0"], "argument --rate: '0' must be above 0"),
+        (["--interval", "soon"], "argument --interval: 'soon' is not a duration (e.g. 500, 500ms, 1.5s, 2m)"),
+        (["--count", "1", "--start", "yesterday"],
+         "chainsim: error: --start 'yesterday' is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z"),
+        (["--count", "1", "--rate", "1", "--interval", "1s"],
+         "chainsim: error: give --rate (Poisson arrivals) or --interval (fixed gap), not both"),
+        (["--count", "1", "--sink", "carrier-pigeon:x"],
+         "chainsim: error: unknown sink 'carrier-pigeon' in 'carrier-pigeon:x'; known sinks: jsonl"),
+    ],
+)
+def test_bad_flags_exit_2_with_a_clear_message(flags, message):
+    """A flag the engine cannot use is an error on stderr with exit code 2, no traceback."""
+    result = cli("--chains", str(CHAINS), *flags)
+    assert 2 == result.returncode
+    assert message in result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+
+
+def test_a_template_that_fails_at_run_time_keeps_the_events_before_it(chain_dir):
+    """A template error during a run names the file and line, keeps earlier events and exits 2."""
+    folder = chain_dir({"div.yaml": """
+        name: div
+        steps:
+          - id: one
+            event_type: t
+            payload:
+              ratio: "{{ 10 // (chain.instance - 3) }}"
+    """})
+    result = cli("--chains", str(folder), "--count", "10", "--rate", "1", "--seed", "1", "--start", START,
+                 cwd=folder.parent)
+    assert 2 == result.returncode
+    assert 3 == len(result.stdout.splitlines())
+    stderr = result.stderr.decode()
+    assert ("chainsim: error: chains/div.yaml:6:14: $.steps[0].payload.ratio: template error at run time: "
+            "ZeroDivisionError: integer division or modulo by zero") in stderr
+    assert "hint: the events before this one were written; fix the template and run again" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_validate_and_list_describe_the_catalog():
+    """validate says the catalog is valid; list shows each chain's share and event types."""
+    validate = cli("validate", "--chains", str(CHAINS))
+    assert (0, b"") == (validate.returncode, validate.stdout)
+    assert validate.stderr.decode().endswith(": 7 chains valid\n")
+    listing = cli("list", "--chains", str(CHAINS)).stdout.decode()
+    assert "intelligence_query  30.0%" in listing
+    assert "execution_failed (10%)" in listing
+    assert "omninode.vault.secret.read.completed.v1" in listing
+
+
+def test_python_m_engine_and_the_console_script_agree():
+    """The `chainsim` console script is the same program as `python -m engine`."""
+    script = Path(sys.executable).with_name("chainsim")
+    if not script.exists():
+        pytest.skip("package not installed with its console script")
+    result = subprocess.run([str(script), *FIXED, "--count", "5"], capture_output=True, cwd=ROOT,
+                            env={**os.environ}, timeout=60)
+    assert cli(*FIXED, "--count", "5").stdout == result.stdout
