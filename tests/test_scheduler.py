@@ -1,0 +1,92 @@
+"""The scheduler: order, first-in-first-out at equal times, stop, and the wall-clock variant."""
+
+from __future__ import annotations
+
+import time
+
+from engine.scheduler import Scheduler, WallClockScheduler
+
+
+class Ticker:
+    """A process that logs each resume and comes back `gaps` later, until they run out."""
+
+    def __init__(self, name: str, gaps: list[int], log: list) -> None:
+        self.name, self.gaps, self.log = name, list(gaps), log
+
+    def resume(self, now: int) -> int | None:
+        self.log.append((now, self.name))
+        return now + self.gaps.pop(0) if self.gaps else None
+
+
+def test_processes_run_in_time_order():
+    """Items come out by time, whatever order they were scheduled in."""
+    log: list = []
+    scheduler = Scheduler(0)
+    scheduler.schedule(30, Ticker("late", [], log))
+    scheduler.schedule(10, Ticker("early", [5, 100], log))
+    scheduler.run()
+    assert [(10, "early"), (15, "early"), (30, "late"), (115, "early")] == log
+
+
+def test_equal_times_are_first_in_first_out():
+    """Items due at the same time run in the order they were scheduled, so runs repeat."""
+    log: list = []
+    scheduler = Scheduler(0)
+    for name in "abcde":
+        scheduler.schedule(7, Ticker(name, [], log))
+    scheduler.run()
+    assert [(7, n) for n in "abcde"] == log
+
+
+def test_run_until_stops_at_the_limit_and_can_go_on():
+    """run(until) leaves later items in the heap; a second run continues from there."""
+    log: list = []
+    scheduler = Scheduler(0)
+    scheduler.schedule(0, Ticker("t", [10] * 5, log))
+    scheduler.run(until=25)
+    assert [0, 10, 20] == [t for t, _ in log]
+    assert 25 == scheduler.now
+    scheduler.run()
+    assert [0, 10, 20, 30, 40, 50] == [t for t, _ in log]
+
+
+def test_stop_ends_the_loop_after_the_current_item():
+    """stop() (as a signal handler calls it) ends the run; nothing after it runs."""
+    log: list = []
+    scheduler = Scheduler(0)
+
+    class Stopper:
+        def resume(self, now: int) -> int | None:
+            scheduler.stop()
+            return None
+
+    scheduler.schedule(5, Ticker("t", [10] * 5, log))
+    scheduler.schedule(6, Stopper())
+    scheduler.run()
+    assert [(5, "t")] == log
+    assert scheduler.stopped
+
+
+def test_the_wall_clock_waits_until_items_are_due():
+    """Simulated 200 ms at speed 2 take about 100 ms of real time, and before_wait runs before sleeping."""
+    log: list = []
+    flushes: list = []
+    scheduler = WallClockScheduler(1000, speed=2.0, before_wait=lambda: flushes.append(len(log)))
+    scheduler.schedule(1000, Ticker("t", [100, 100], log))
+    began = time.monotonic()
+    scheduler.run()
+    elapsed = time.monotonic() - began
+    assert [1000, 1100, 1200] == [t for t, _ in log]
+    assert 0.095 <= elapsed < 0.6
+    assert [1, 2] == flushes
+
+
+def test_the_wall_clock_runs_late_items_at_once():
+    """An item already due does not wait (a late scheduler catches up instead of sleeping)."""
+    fake_now = [100.0]
+    scheduler = WallClockScheduler(0, monotonic=lambda: fake_now[0])
+    fake_now[0] = 105.0  # five seconds later: everything up to 5000 ms is due
+    log: list = []
+    scheduler.schedule(0, Ticker("t", [1000] * 4, log))
+    scheduler.run()
+    assert [0, 1000, 2000, 3000, 4000] == [t for t, _ in log]
