@@ -6,6 +6,7 @@ size a document expands to are bounded, so an alias bomb or a 100,000-level nest
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -23,6 +24,9 @@ _YAML_TAG = "tag:yaml.org,2002:"
 _MERGE = _YAML_TAG + "merge"
 _STR = _YAML_TAG + "str"
 _COLLECTION_TAGS = {_YAML_TAG + "map", _YAML_TAG + "seq"}
+# More openers in a row than MAX_DEPTH allows. PyYAML's scanner looks up to 1024 characters ahead
+# inside a flow collection, at a cost that grows with each open bracket, before it yields one event.
+_DEEP_FLOW = re.compile(rf"(?:[\[{{][ \t\r\n]*){{{MAX_DEPTH + 1}}}")
 # Scalars that stay text: a timestamp or binary blob is just a string in an event payload.
 _AS_TEXT = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 
@@ -78,8 +82,24 @@ def _mark_of(node: Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1, getattr(node, "style", None))
 
 
+def _nesting_error(line: int, column: int) -> YamlError:
+    return YamlError(f"nesting deeper than {MAX_DEPTH} levels", line, column,
+                     "chain files are shallow; flatten the structure")
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse `[[[[...` quickly, at its first opener too many, before the scanner reads ahead."""
+    run = _DEEP_FLOW.search(text)
+    if run is None:
+        return
+    opener = [m.start() for m in re.finditer(r"[\[{]", run.group())][MAX_DEPTH] + run.start()
+    line_start = text.rfind("\n", 0, opener) + 1
+    raise _nesting_error(text.count("\n", 0, opener) + 1, opener - line_start + 1)
+
+
 def _check_shape(text: str) -> None:
     """Refuse deep nesting, many aliases and big alias expansions, from the events, before building."""
+    _check_flow_depth(text)
     depth = aliases = values = 0
     open_anchors: list[tuple[str | None, int]] = []  # (anchor, values before it) of each open collection
     sizes: dict[str, int] = {}  # anchor -> how many values it expands to
@@ -87,12 +107,7 @@ def _check_shape(text: str) -> None:
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise YamlError(
-                    f"nesting deeper than {MAX_DEPTH} levels",
-                    event.start_mark.line + 1,
-                    event.start_mark.column + 1,
-                    "chain files are shallow; flatten the structure",
-                )
+                raise _nesting_error(event.start_mark.line + 1, event.start_mark.column + 1)
             open_anchors.append((event.anchor, values))
             values += 1
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):

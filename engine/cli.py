@@ -50,6 +50,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        shard, shards = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, e.g. 0/4") from None
+    if not 0 <= shard < shards:
+        raise argparse.ArgumentTypeError(f"{text!r}: I must be at least 0 and below N")
+    return shard, shards
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -99,6 +110,14 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     arrivals.add_argument("--initial", type=_positive_int, metavar="N",
                           help=f"chains started at once at the beginning (default: {DEV_INITIAL} in development "
                                f"mode, else 0)")
+    scale = run.add_argument_group("past one core")
+    scale.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="run N processes, each a shard of the run, and merge their events in order: "
+                            "the same output as one process (virtual time only)")
+    scale.add_argument("--shard", type=_shard, metavar="I/N",
+                       help="run only shard I of N (0 <= I < N): N machines together produce exactly the "
+                            "events of one run (merge by timestamp)")
+    scale.add_argument("--keyed", action="store_true", help=argparse.SUPPRESS)  # worker protocol
     clock = run.add_argument_group("clock")
     clock.add_argument("--realtime", action="store_true",
                        help="pace a finite run on the wall clock (development mode always does)")
@@ -174,9 +193,12 @@ def _options(args: argparse.Namespace) -> Any:
         rate, interval = (COUNT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
     initial = args.initial if args.initial is not None else (0 if finite else DEV_INITIAL)
     duration = None if args.duration is None else round(args.duration)
+    realtime = args.realtime or not finite
+    if realtime and (args.workers > 1 or args.keyed):
+        raise UsageError("--workers runs in virtual time: give --count or --duration, without --realtime")
     return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,
-                      initial=initial, realtime=args.realtime or not finite, speed=args.speed,
-                      duration_ms=duration)
+                      initial=initial, realtime=realtime, speed=args.speed, duration_ms=duration,
+                      shard=args.shard or (0, 1))
 
 
 def _open_sinks(args: argparse.Namespace) -> Any:
@@ -201,8 +223,17 @@ def _run(args: argparse.Namespace) -> int:
 
     catalog = load_catalog(args.chains)
     options = _options(args)
-    sink = _open_sinks(args)
+    if args.workers > 1:
+        return _run_workers(args, options)
+    if args.keyed:
+        from .workers import KeyedSink
+
+        sink: Any = KeyedSink(sys.stdout.buffer, None)  # type: ignore[arg-type]
+    else:
+        sink = _open_sinks(args)
     simulation = Simulation(catalog, options, sink)
+    if args.keyed:
+        sink.scheduler = simulation.scheduler
     began = time.perf_counter()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -230,11 +261,34 @@ def _run(args: argparse.Namespace) -> int:
             sink.close()
         except BrokenPipeError:
             _silence_stdout()
-    print(summary(simulation.stats, options, time.perf_counter() - began, verbose=not args.quiet),
-          file=sys.stderr)
+    if args.keyed:
+        from .workers import stats_line
+
+        print(stats_line(simulation.stats), file=sys.stderr)
+    else:
+        print(summary(simulation.stats, options, time.perf_counter() - began, verbose=not args.quiet),
+              file=sys.stderr)
     if failure is not None:
         raise failure
     return EXIT_OK
+
+
+def _run_workers(args: argparse.Namespace, options: Any) -> int:
+    from .summary import summary
+    from .workers import run_workers
+
+    if args.shard is not None:
+        raise UsageError("give --workers or --shard, not both")
+    sink = _open_sinks(args)
+    began = time.perf_counter()
+    try:
+        stats, errors = run_workers(args.chains, options, args.workers, sink)
+    finally:
+        sink.close()
+    print(summary(stats, options, time.perf_counter() - began, verbose=not args.quiet), file=sys.stderr)
+    for line in errors:
+        print(line, file=sys.stderr)
+    return EXIT_INVALID if errors else EXIT_OK
 
 
 def _silence_stdout() -> None:

@@ -38,7 +38,10 @@ class Problem:
         return (self.file, self.line, self.column, self.message)
 
     def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: {json_path(self.path)}: {self.message}"
+        if self.line:
+            text = f"{self.file}:{self.line}:{self.column}: {json_path(self.path)}: {self.message}"
+        else:  # about a folder, not a place in a file
+            text = f"{self.file}: {self.message}"
         if self.where:
             text += f"\n  at {self.where}"
         if self.hint:

@@ -147,6 +147,7 @@ def load_catalog(directory: str | FsPath) -> Catalog:
                                   "give the folder of chain files, e.g. --chains chains/")])
     documents: dict[str, _yaml.Document] = {}
     data = _load_data(folder / DATA_DIR, problems, documents)
+    data_ok = not problems
     files = chain_files(folder)
     if not files:
         problems.append(Problem(
@@ -178,14 +179,16 @@ def load_catalog(directory: str | FsPath) -> Catalog:
         first_file.setdefault(chain.name, report.file)
         if len(problems) == before:
             chains.append(chain)
-    programs = _compile(chains, env, data, documents, problems)
+    programs = _compile(chains, env, data if data_ok else None, documents, problems)
     if problems:
         raise ChainError(problems)
     return Catalog(str(folder), tuple(chains), programs, data, documents)
 
 
-def _compile(chains: Iterable[Chain], env: ImmutableSandboxedEnvironment, data: dict[str, Any],
+def _compile(chains: Iterable[Chain], env: ImmutableSandboxedEnvironment, data: dict[str, Any] | None,
              documents: dict[str, _yaml.Document], problems: list[Problem]) -> dict[str, Program]:
+    """Compile every chain; dry-run it too, unless a data file is broken (data is None): then its
+    templates would fail for want of data, and those failures would only repeat the data file's problem."""
     programs: dict[str, Program] = {}
     for chain in chains:
         report = _FileReport(chain.file, documents[chain.file], problems)
@@ -194,7 +197,7 @@ def _compile(chains: Iterable[Chain], env: ImmutableSandboxedEnvironment, data: 
         for problem in template_problems:
             report(problem.path, problem.message, TEMPLATE_SYNTAX_HINT,
                    mark=_template_mark(documents[chain.file], problem))
-        if template_problems:
+        if template_problems or data is None:
             continue
         if _dry_run(program, data, report):
             programs[chain.name] = program

@@ -119,6 +119,8 @@ def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) 
             inner = compile_fast_output(env, tree) or env.from_string(source).render
     except jinja2.TemplateSyntaxError as error:
         raise TemplateProblem(path, f"template syntax error: {error.message}", error.lineno or 1) from None
+    except RecursionError:  # the parser and compiler recurse once per nesting level
+        raise TemplateProblem(path, "template syntax error: template nests too deeply") from None
 
     def render(context: Mapping[str, Any]) -> Any:
         try:

@@ -1,7 +1,9 @@
-"""The scheduler: a heap of (time, counter, process) and a loop that pops it in order.
+"""The scheduler: a heap of (time, rank, counter, process) and a loop that pops it in order.
 
-Time is integer milliseconds since the epoch. The counter makes processes due at the same time come
-out first-in-first-out, so a run is repeatable. A process is anything with `resume(now) -> next time
+Time is integer milliseconds since the epoch. At equal times, the lower rank comes first (a chain
+instance's rank is its number in the run, so older chains go first and the order of two instances
+never depends on what else runs: shards of a run merge back into the same order); the counter makes
+items of equal time and rank come out first-in-first-out. A run is repeatable. A process is anything with `resume(now) -> next time
 or None`: chain instances and the arrival process.
 
 `Scheduler` runs on a virtual clock: it never sleeps, so a million events take only the CPU time they
@@ -30,13 +32,14 @@ class Scheduler:
     def __init__(self, start_ms: int) -> None:
         self.start_ms = start_ms
         self.now = start_ms
-        self._heap: list[tuple[int, int, Process]] = []
+        self.rank = 0  # rank of the item running now
+        self._heap: list[tuple[int, int, int, Process]] = []
         self._counter = itertools.count()
         self._stopped = False
 
-    def schedule(self, at: int, process: Process) -> None:
-        """Resume `process` at time `at` (never before now)."""
-        heapq.heappush(self._heap, (max(at, self.now), next(self._counter), process))
+    def schedule(self, at: int, process: Process, rank: int = 0) -> None:
+        """Resume `process` at time `at` (never before now); `rank` orders items due at the same time."""
+        heapq.heappush(self._heap, (max(at, self.now), rank, next(self._counter), process))
 
     def stop(self) -> None:
         """Ask the loop to end after the current item; safe to call from a signal handler."""
@@ -54,16 +57,16 @@ class Scheduler:
         heap, pop, push, counter = self._heap, heapq.heappop, heapq.heappush, self._counter
         wait = self._wait
         while heap and not self._stopped:
-            at, _, process = heap[0]
+            at, rank, _, process = heap[0]
             if until is not None and at > until:
                 break
             if not wait(at):
                 break
             pop(heap)
-            self.now = at
+            self.now, self.rank = at, rank
             following = process.resume(at)
             if following is not None:
-                push(heap, (following, next(counter), process))
+                push(heap, (following, rank, next(counter), process))
         if until is not None and not self._stopped and (not heap or heap[0][0] > until):
             self.now = max(self.now, until)
 

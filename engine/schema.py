@@ -134,12 +134,21 @@ def _field(path: Path) -> str | None:
 
 def _leaf(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     """Descend anyOf/oneOf to the alternative meant for this kind of value."""
-    while error.context and error.validator != "propertyNames":
-        fitting = [e for e in error.context if e.validator != "type" or e.relative_path]
+    while error.context:
+        fitting = [e for e in error.context if _fits(e)]
         if not fitting:
             return error
         error = jsonschema.exceptions.best_match(_unconditional(fitting))
     return error
+
+
+def _fits(error: jsonschema.ValidationError) -> bool:
+    """False for an alternative meant for another kind of value (a list where a mapping stands...)."""
+    if error.validator == "type" and not error.relative_path:
+        return False
+    if error.validator in ("anyOf", "oneOf") and not error.relative_path and error.context:
+        return any(_fits(e) for e in error.context)
+    return True
 
 
 def _unconditional(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
@@ -215,7 +224,7 @@ def check(doc: Document, file: str) -> list[Problem]:
         if error.validator in ("additionalProperties", "unevaluatedProperties"):
             problems += _unknown_key_problems(error, path, doc, file)
             continue
-        if error.validator == "propertyNames":
+        if "propertyNames" in error.schema_path:  # the error is about a key, so it stands at the key
             bad = error.instance
             path = (*path, bad)
             mark = doc.mark(path, key=True)

@@ -35,6 +35,7 @@ class RunOptions:
     realtime: bool = False
     speed: float = 1.0
     duration_ms: int | None = None  # stop after this much simulated time
+    shard: tuple[int, int] = (0, 1)  # (i, n): run only instances whose number in the run is i modulo n
 
 
 @attrs.define
@@ -68,10 +69,10 @@ class Arrivals:
 
     def _left(self) -> int | None:
         count = self.options.count
-        return None if count is None else count - self.simulation.stats.started
+        return None if count is None else count - self.simulation.arrived
 
     def resume(self, now: int) -> int | None:
-        burst = self.options.initial if self.simulation.stats.started == 0 else 1
+        burst = self.options.initial if self.simulation.arrived == 0 else 1
         for _ in range(max(burst, 1)):
             left = self._left()
             if left is not None and left <= 0:
@@ -109,6 +110,7 @@ class Simulation:
         self.clock = Clock()
         self.shared = {"data": catalog.data}
         self._ordinals: collections.Counter[str] = collections.Counter()
+        self.arrived = 0  # chain instances the arrival process has started, in every shard
         if options.realtime:
             self.scheduler: Scheduler = WallClockScheduler(options.start_ms, options.speed, before_wait=sink.flush)
         else:
@@ -122,17 +124,26 @@ class Simulation:
     def finish(self, instance: ChainInstance) -> None:
         self.stats.by_outcome[(instance.program.chain.name, instance.result)] += 1
 
-    def start_instance(self, name: str, now: int) -> ChainInstance:
-        """Start the next instance of chain `name` at `now`."""
+    def start_instance(self, name: str, now: int) -> ChainInstance | None:
+        """Start the next instance of chain `name` at `now` (None when it belongs to another shard).
+
+        An instance depends only on (seed, chain, its ordinal) and its start time, so shard i of n can
+        skip the others' instances and the shards' events together are exactly those of one run.
+        """
+        rank = self.arrived
+        self.arrived += 1
         number = self._ordinals[name]
         self._ordinals[name] += 1
+        shard, shards = self.options.shard
+        if rank % shards != shard:
+            return None
         program = self.catalog.programs[name]
         rng = Random(f"{self.options.seed}:{name}:{number}")
         instance = ChainInstance(program, number, rng, self.shared, self.emit, self.clock, self.choose, self.finish)
         self.stats.started += 1
         first = instance.start(now)
         if first is not None:
-            self.scheduler.schedule(first, instance)
+            self.scheduler.schedule(first, instance, rank=rank)
         return instance
 
     def stop(self) -> None:
@@ -143,7 +154,7 @@ class Simulation:
         options = self.options
         if options.count == 0:
             return self.stats
-        self.scheduler.schedule(options.start_ms, Arrivals(self))
+        self.scheduler.schedule(options.start_ms, Arrivals(self), rank=-1)  # arrivals before events
         until = None if options.duration_ms is None else options.start_ms + options.duration_ms
         self.scheduler.run(until)
         self.sink.flush()

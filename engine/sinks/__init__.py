@@ -50,6 +50,8 @@ class Fanout:
 
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
+        # Sinks that only write the encoded line say so (needs_event = False), which spares decoding.
+        self.needs_event = any(getattr(sink, "needs_event", True) for sink in self.sinks)
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
         for sink in self.sinks:

@@ -11,6 +11,8 @@ BUFFER_BYTES = 256 * 1024
 class JsonlSink:
     """Buffers whole lines and writes them in large chunks; a line is never split by a stop."""
 
+    needs_event = False  # writes the encoded line only
+
     def __init__(self, stream: IO[bytes], owned: bool = False) -> None:
         self.stream = stream
         self.owned = owned

@@ -1,0 +1,57 @@
+"""Past one core: --shard splits a run, --workers merges shards back into the one-process output."""
+
+from __future__ import annotations
+
+from .conftest import CHAINS, START
+from .test_cli import cli
+
+RUN = ["--chains", str(CHAINS), "--count", "400", "--seed", "11", "--start", START, "-q"]
+
+
+def test_shards_together_produce_exactly_the_events_of_one_run():
+    """Shards 0/3, 1/3 and 2/3 write disjoint sets of events whose union is the single run's events."""
+    whole = cli(*RUN).stdout.splitlines()
+    shards = [cli(*RUN, "--shard", f"{i}/3").stdout.splitlines() for i in range(3)]
+    assert all(shards)
+    assert sorted(whole) == sorted(line for shard in shards for line in shard)
+    assert len(whole) == len(set(whole))
+
+
+def test_each_shard_is_in_timestamp_order_and_merging_by_timestamp_restores_the_run():
+    """Each shard is ordered; a merge by timestamp gives the single run's timestamps in order."""
+    import heapq
+    import json
+
+    stamp = lambda line: json.loads(line)["timestamp"]  # noqa: E731
+    whole = cli(*RUN).stdout.splitlines()
+    shards = [cli(*RUN, "--shard", f"{i}/2").stdout.splitlines() for i in range(2)]
+    for shard in shards:
+        assert [stamp(x) for x in shard] == sorted(stamp(x) for x in shard)
+    merged = list(heapq.merge(*shards, key=stamp))
+    assert [stamp(x) for x in whole] == [stamp(x) for x in merged]
+
+
+def test_workers_give_byte_identical_output_to_one_process():
+    """--workers 2 and --workers 3 write the same bytes as a single process, and the same summary counts."""
+    single = cli(*RUN)
+    for workers in ("2", "3"):
+        parallel = cli(*RUN, "--workers", workers)
+        assert 0 == parallel.returncode
+        assert single.stdout == parallel.stdout
+        count = lambda r: r.stderr.decode().split(" in ")[0]  # noqa: E731
+        assert count(single) == count(parallel)
+
+
+def test_workers_need_virtual_time():
+    """--workers with the wall clock is refused with exit 2."""
+    result = cli("--chains", str(CHAINS), "--workers", "2")
+    assert 2 == result.returncode
+    assert ("chainsim: error: --workers runs in virtual time: give --count or --duration, without --realtime"
+            in result.stderr.decode())
+
+
+def test_a_bad_shard_is_refused():
+    """--shard takes I/N with 0 <= I < N."""
+    result = cli(*RUN, "--shard", "3/3")
+    assert 2 == result.returncode
+    assert "argument --shard: '3/3': I must be at least 0 and below N" in result.stderr.decode()
