@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -28,22 +29,23 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-def engine(*args: str) -> list[str]:
+def engine_command(*args: str) -> list[str]:
     return [PYTHON, "-m", "engine", *args]
 
 
-def timed(command: Sequence[str]) -> float:
-    """Wall seconds of a command run from the project root; it must succeed."""
+class Child(NamedTuple):
+    wall_s: float
+    cpu_s: float  # user + system: what the child itself used, whatever its neighbours did
+    peak_rss_kib: int
+
+
+def run_child(command: Sequence[str]) -> Child:
+    """Run a command from the project root (it must succeed); its own rusage, not all children's."""
     began = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - began
-
-
-def peak_rss_kib(command: Sequence[str]) -> int:
-    """Peak resident memory (KiB) of one child process, from its own rusage (not all children's)."""
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise subprocess.CalledProcessError(process.returncode, list(command))
-    return usage.ru_maxrss
+    return Child(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)

@@ -26,7 +26,8 @@ import faker
 import orjson
 import yaml
 
-DATA = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((Path(__file__).parent.parent / "chains/data").glob("*.yaml"))}
+DATA_DIR = Path(__file__).resolve().parent.parent / "chains" / "data"
+DATA = {path.stem: yaml.safe_load(path.read_text()) for path in sorted(DATA_DIR.glob("*.yaml"))}
 FAKE = faker.Faker("en_US")._factories[0]  # one shared generator; each instance points it at its own rng
 WEIGHTS = {  # chain -> weight, in file-name order like the engine's catalog
     "agent_execution": 20, "code_generation": 15, "consul_service": 7, "database_query": 10,

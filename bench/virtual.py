@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import handwritten
-from _common import BENCH, PYTHON, ROOT, START, START_MS, engine, median, timed
+from _common import BENCH, PYTHON, ROOT, START, START_MS, engine_command, median, timed
 
 import engine as chainsim
 
@@ -62,7 +62,7 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
             engine_s.append(seconds)
             hand_s.append(_handwritten_in_process(count, theirs)[0])
         identical = filecmp.cmp(ours, theirs, shallow=False)
-        cli = engine("--chains", "chains/", "--count", str(count), "--seed", "1", "--start", START,
+        cli = engine_command("--chains", "chains/", "--count", str(count), "--seed", "1", "--start", START,
                      "--output", str(ours), "-q")
         hand = [PYTHON, str(BENCH / "handwritten.py"), "--count", str(count), "--seed", "1",
                 "--start-ms", str(START_MS), "--output", str(theirs)]
@@ -74,7 +74,7 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
     engine_rate, hand_rate = events / min(engine_s), events / min(hand_s)
     cli_rate, hand_cli_rate = events / median(cli_s), events / median(hand_cli_s)
     return {
-        "chains": count, "events": events, "identical": identical,
+        "chains": count, "events": events, "identical": identical, "rounds": rounds,
         "engine_events_per_s": engine_rate, "handwritten_events_per_s": hand_rate,
         "ratio": engine_rate / hand_rate,
         "cli_events_per_s": cli_rate, "handwritten_cli_events_per_s": hand_cli_rate,
@@ -86,8 +86,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     same = "byte-identical output" if result["identical"] else "OUTPUT DIFFERS"
     n = f"{result['events']:,} events, {same}"
     return [
-        ("virtual: events/s in process (best of 3)", f"{result['engine_events_per_s']:,.0f}",
+        (f"virtual: events/s in process (best of {result['rounds']})", f"{result['engine_events_per_s']:,.0f}",
          f"{result['handwritten_events_per_s']:,.0f} hand-written", f"**{result['ratio']:.2f}x** ({n}; target >= 1.0)"),
-        ("virtual: events/s CLI incl. start-up (median)", f"{result['cli_events_per_s']:,.0f}",
+        (f"virtual: events/s CLI incl. start-up (median of {result['rounds']})", f"{result['cli_events_per_s']:,.0f}",
          f"{result['handwritten_cli_events_per_s']:,.0f} hand-written", f"{result['cli_ratio']:.2f}x"),
     ]

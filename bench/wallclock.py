@@ -15,8 +15,9 @@ import json
 import subprocess
 from typing import Any
 
+from _common import BENCH, PYTHON, ROOT, START_MS, engine_command
+
 import engine as chainsim
-from _common import BENCH, PYTHON, ROOT, START_MS, engine
 
 SIM_STARTS_PER_S = 100.0
 P99_BUDGET_MS = 5.0
@@ -34,7 +35,7 @@ def run(folder: str, per_chain: float, events_per_s: float, seconds: float) -> d
     starts = events_per_s / per_chain
     speed = max(1.0, starts / SIM_STARTS_PER_S)
     count = max(1, round(events_per_s * seconds / per_chain))
-    command = engine("--chains", folder, "--realtime", "--count", str(count), "--rate", f"{starts / speed:g}",
+    command = engine_command("--chains", folder, "--realtime", "--count", str(count), "--rate", f"{starts / speed:g}",
                      "--speed", f"{speed:g}", "--seed", "1", "-q")
     warmup = min(0.5, seconds / 4)
     producer = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

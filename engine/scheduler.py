@@ -3,8 +3,8 @@
 Time is integer milliseconds since the epoch. At equal times, the lower rank comes first (a chain
 instance's rank is its number in the run, so older chains go first and the order of two instances
 never depends on what else runs: shards of a run merge back into the same order); the counter makes
-items of equal time and rank come out first-in-first-out. A run is repeatable. A process is anything with `resume(now) -> next time
-or None`: chain instances and the arrival process.
+items of equal time and rank come out first-in-first-out. A run is repeatable. A process is anything
+with `resume(now) -> next time or None`: chain instances and the arrival process.
 
 `Scheduler` runs on a virtual clock: it never sleeps, so a million events take only the CPU time they
 need. `WallClockScheduler` changes only *when* the next item runs: it waits until the item is due
