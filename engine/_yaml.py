@@ -82,6 +82,11 @@ def _mark_of(node: Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1, getattr(node, "style", None))
 
 
+def _place(event: yaml.Event) -> tuple[int, int]:
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark else (0, 0)
+
+
 def _nesting_error(line: int, column: int) -> YamlError:
     return YamlError(f"nesting deeper than {MAX_DEPTH} levels", line, column,
                      "chain files are shallow; flatten the structure")
@@ -107,7 +112,7 @@ def _check_shape(text: str) -> None:
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise _nesting_error(event.start_mark.line + 1, event.start_mark.column + 1)
+                raise _nesting_error(*_place(event))
             open_anchors.append((event.anchor, values))
             values += 1
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
@@ -121,21 +126,13 @@ def _check_shape(text: str) -> None:
                 sizes[event.anchor] = 1
         elif isinstance(event, yaml.AliasEvent):
             aliases += 1
-            values += sizes.get(event.anchor, 1)
+            values += sizes.get(event.anchor or "", 1)
             if aliases > MAX_ALIASES:
-                raise YamlError(
-                    f"more than {MAX_ALIASES} aliases",
-                    event.start_mark.line + 1,
-                    event.start_mark.column + 1,
-                    "use fewer *aliases; write shared lists once under chains/data/",
-                )
+                raise YamlError(f"more than {MAX_ALIASES} aliases", *_place(event),
+                                "use fewer *aliases; write shared lists once under chains/data/")
         if values > MAX_NODES:
-            raise YamlError(
-                f"aliases expand the document to more than {MAX_NODES} values",
-                event.start_mark.line + 1,
-                event.start_mark.column + 1,
-                "aliases that repeat aliases multiply; write the data out or make it smaller",
-            )
+            raise YamlError(f"aliases expand the document to more than {MAX_NODES} values", *_place(event),
+                            "aliases that repeat aliases multiply; write the data out or make it smaller")
 
 
 def _tag_name(tag: str) -> str:
@@ -160,12 +157,9 @@ class _Builder:
     def build(self, node: Node, path: Path) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise YamlError(
-                f"document expands to more than {MAX_NODES} values",
-                *attrs.astuple(_mark_of(node))[:2],
-                "aliases that repeat aliases multiply; write the data out or make it smaller",
-                path,
-            )
+            mark = _mark_of(node)
+            raise YamlError(f"document expands to more than {MAX_NODES} values", mark.line, mark.column,
+                            "aliases that repeat aliases multiply; write the data out or make it smaller", path)
         self.marks.setdefault(path, _mark_of(node))
         if isinstance(node, MappingNode | SequenceNode) and node.tag not in _COLLECTION_TAGS:
             raise _refuse_tag(node, path)
@@ -173,6 +167,7 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
         return self._scalar(node, path)
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:

@@ -16,10 +16,11 @@ from typing import Any
 
 from .delays import parse_duration
 from .errors import ChainError, RunError, UsageError, json_path
+from .simulation import DEFAULT_RATE
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 VERBS = ("run", "validate", "list")
-DEV_INITIAL, DEV_INTERVAL, COUNT_RATE = 20, "5s", 10.0
+DEV_INITIAL, DEV_INTERVAL = 20, "5s"
 
 DESCRIPTION = """\
 Run declarative event chains (YAML) and write their events as JSON lines.
@@ -104,12 +105,12 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     arrivals = run.add_argument_group("when chains start")
     arrivals.add_argument("--rate", type=_positive_float, metavar="R",
                           help=f"Poisson arrivals: R chain starts per second of simulated time "
-                               f"(default with --count or --duration: {COUNT_RATE:g})")
+                               f"(default with --count or --duration: {DEFAULT_RATE:g})")
     arrivals.add_argument("--interval", type=_duration, metavar="TIME",
                           help=f"one chain start every TIME (default in development mode: {DEV_INTERVAL})")
     arrivals.add_argument("--initial", type=_positive_int, metavar="N",
-                          help=f"chains started at once at the beginning (default: {DEV_INITIAL} in development "
-                               f"mode, else 0)")
+                          help=f"chains started at once at the start; 0: the first starts one gap later "
+                               f"(default: {DEV_INITIAL} in development mode, else 1)")
     scale = run.add_argument_group("past one core")
     scale.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                        help="run N processes, each a shard of the run, and merge their events in order: "
@@ -190,10 +191,12 @@ def _options(args: argparse.Namespace) -> Any:
             raise UsageError(f"--start {args.start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
     rate, interval = args.rate, args.interval
     if rate is None and interval is None:
-        rate, interval = (COUNT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
-    initial = args.initial if args.initial is not None else (0 if finite else DEV_INITIAL)
+        rate, interval = (DEFAULT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
+    initial = args.initial if args.initial is not None else (1 if finite else DEV_INITIAL)
     duration = None if args.duration is None else round(args.duration)
     realtime = args.realtime or not finite
+    if args.speed != 1.0 and not realtime:
+        raise UsageError("--speed paces the wall clock: add --realtime (a --count run is in virtual time)")
     if realtime and (args.workers > 1 or args.keyed):
         raise UsageError("--workers runs in virtual time: give --count or --duration, without --realtime")
     return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,
@@ -239,8 +242,8 @@ def _run(args: argparse.Namespace) -> int:
 
     def on_signal(number: int, frame: Any) -> None:
         simulation.stop()
-        for sig, handler in previous.items():  # a second signal stops at once
-            signal.signal(sig, handler)
+        for sig in previous:  # a second signal stops at once, the system's way (no traceback)
+            signal.signal(sig, signal.SIG_DFL)
 
     for sig in previous:
         signal.signal(sig, on_signal)

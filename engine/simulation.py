@@ -21,6 +21,8 @@ from .loader import Catalog
 from .scheduler import Scheduler, WallClockScheduler
 from .sinks import Sink
 
+DEFAULT_RATE = 10.0  # chain starts per simulated second when neither rate nor interval is given
+
 
 @attrs.frozen
 class RunOptions:
@@ -29,9 +31,9 @@ class RunOptions:
     seed: int
     start_ms: int
     count: int | None = None  # chain instances to start in all; None: no end
-    rate: float | None = None  # Poisson arrivals: chain starts per second of simulated time
+    rate: float | None = None  # Poisson arrivals: chain starts per second of simulated time (default 10)
     interval_ms: float | None = None  # fixed time between chain starts
-    initial: int = 0  # chain instances started at once at the beginning
+    initial: int = 1  # chains started at once at the start; 0: the first one starts one gap later
     realtime: bool = False
     speed: float = 1.0
     duration_ms: int | None = None  # stop after this much simulated time
@@ -66,14 +68,19 @@ class Arrivals:
         chains = simulation.catalog.chains
         self.chains = [chain.name for chain in chains]
         self.cumulative = list(_running_total(chain.weight for chain in chains))
+        self.burst = max(self.options.initial, 1)  # chains to start at the first resume
+
+    def first(self, start: int) -> int:
+        """When the first chains start: at `start`, or one gap later when no initial chains are asked for."""
+        return start if self.options.initial else start + self.gap()
 
     def _left(self) -> int | None:
         count = self.options.count
         return None if count is None else count - self.simulation.arrived
 
     def resume(self, now: int) -> int | None:
-        burst = self.options.initial if self.simulation.arrived == 0 else 1
-        for _ in range(max(burst, 1)):
+        burst, self.burst = self.burst, 1
+        for _ in range(burst):
             left = self._left()
             if left is not None and left <= 0:
                 return None
@@ -90,7 +97,7 @@ class Arrivals:
     def gap(self) -> int:
         if self.options.interval_ms is not None:
             return round(self.options.interval_ms)
-        rate = self.options.rate or 1.0
+        rate = self.options.rate or DEFAULT_RATE
         return round(self.rng.expovariate(rate / 1000.0))
 
 
@@ -154,7 +161,8 @@ class Simulation:
         options = self.options
         if options.count == 0:
             return self.stats
-        self.scheduler.schedule(options.start_ms, Arrivals(self), rank=-1)  # arrivals before events
+        arrivals = Arrivals(self)
+        self.scheduler.schedule(arrivals.first(options.start_ms), arrivals, rank=-1)  # arrivals before events
         until = None if options.duration_ms is None else options.start_ms + options.duration_ms
         self.scheduler.run(until)
         self.sink.flush()
