@@ -2,7 +2,7 @@
 
 The public surface, for programs and tests that drive the engine directly:
 
-    from engine import load_catalog, RunOptions, Simulation
+    from engine import RunOptions, load_catalog, run_to_list
     catalog = load_catalog("chains/")
     events = run_to_list(catalog, RunOptions(seed=7, start_ms=0, count=10, rate=5))
 """
@@ -44,7 +44,9 @@ class _ListSink:
 
 
 def run_to_list(catalog: Catalog, options: RunOptions) -> list[dict[str, Any]]:
-    """Run in virtual time and return the events, in order (for tests and notebooks)."""
+    """Run and return the events, in order (for tests and notebooks); needs a count or a duration."""
+    if options.count is None and options.duration_ms is None:
+        raise ValueError("run_to_list needs RunOptions with count or duration_ms: the run would never end")
     sink = _ListSink()
     Simulation(catalog, options, sink).run()
     return sink.events
