@@ -138,7 +138,7 @@ def _leaf(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
         fitting = [e for e in error.context if _fits(e)]
         if not fitting:
             return error
-        error = jsonschema.exceptions.best_match(_unconditional(fitting))
+        error = jsonschema.exceptions.best_match(fitting)
     return error
 
 
@@ -149,13 +149,6 @@ def _fits(error: jsonschema.ValidationError) -> bool:
     if error.validator in ("anyOf", "oneOf") and not error.relative_path and error.context:
         return any(_fits(e) for e in error.context)
     return True
-
-
-def _unconditional(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
-    """Drop errors of an if/then clause when the value fails the schema's own rules: an `if` on a
-    missing key holds vacuously, so its `then` would ask for keys the value never meant to have."""
-    plain = [e for e in errors if not {"then", "else"} & set(map(str, e.relative_schema_path))]
-    return plain or errors
 
 
 def _known_keys(error: jsonschema.ValidationError) -> list[str]:
