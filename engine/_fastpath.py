@@ -18,6 +18,8 @@ from typing import Any
 
 from jinja2 import nodes
 from jinja2.exceptions import UndefinedError
+from jinja2.runtime import new_context
+from jinja2.utils import _PassArg
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 Fast = Callable[[Mapping[str, Any]], Any]
@@ -185,12 +187,19 @@ class _Compiler:
         function = self.env.filters.get(node.name)
         if function is None or node.node is None or node.dyn_args or node.dyn_kwargs:
             raise _Unsupported("filter")
-        if getattr(function, "jinja_pass_arg", None) is not None:
-            raise _Unsupported("filter with context")
         inner = self.expr(node.node)
         args = [self.expr(arg) for arg in node.args]
         kwargs = [(kw.key, self.expr(kw.value)) for kw in node.kwargs]
-        return lambda context: function(inner(context), *[a(context) for a in args],
+        pass_arg = _PassArg.from_obj(function)  # type: ignore[arg-type]
+        if pass_arg is None:
+            return lambda context: function(inner(context), *[a(context) for a in args],
+                                            **{k: v(context) for k, v in kwargs})
+        if pass_arg is not _PassArg.context:
+            raise _Unsupported("filter with an evaluation context")
+        # The sandbox's filters take a Jinja context for its environment and budget, never for template
+        # variables; one empty context serves every call.
+        lead = new_context(self.env, None, {})
+        return lambda context: function(lead, inner(context), *[a(context) for a in args],
                                         **{k: v(context) for k, v in kwargs})
 
     def _BinExpr(self, node: nodes.BinExpr) -> Fast:

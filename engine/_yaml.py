@@ -13,6 +13,8 @@ import attrs
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+# libyaml's parser when PyYAML has it (several times faster), else the pure-Python one: both safe.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_BYTES = 2_000_000
 MAX_DEPTH = 64
 MAX_ALIASES = 200
@@ -102,13 +104,13 @@ def _check_flow_depth(text: str) -> None:
     raise _nesting_error(text.count("\n", 0, opener) + 1, opener - line_start + 1)
 
 
-def _check_shape(text: str) -> None:
+def _check_shape(text: str, loader: Any) -> None:
     """Refuse deep nesting, many aliases and big alias expansions, from the events, before building."""
     _check_flow_depth(text)
     depth = aliases = values = 0
     open_anchors: list[tuple[str | None, int]] = []  # (anchor, values before it) of each open collection
     sizes: dict[str, int] = {}  # anchor -> how many values it expands to
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -217,8 +219,13 @@ def load(text: str) -> Document:
     if len(text) > MAX_BYTES:
         raise YamlError(f"file is larger than {MAX_BYTES} bytes", 1, 1)
     try:
-        _check_shape(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            _check_shape(text, _LOADER)
+            node = yaml.compose(text, Loader=_LOADER)
+        except yaml.YAMLError:
+            # Say it in the pure-Python parser's words: they name the problem and its context better.
+            _check_shape(text, yaml.SafeLoader)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error) from None
     except yaml.YAMLError as error:
