@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import nodes
 from jinja2.exceptions import UndefinedError
 from jinja2.runtime import new_context
-from jinja2.utils import _PassArg
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 
 Fast = Callable[[Mapping[str, Any]], Any]
 
@@ -163,7 +163,7 @@ class _Compiler:
             raise _Unsupported("dynamic arguments")
         facade, method = callee.node.name, callee.attr
         args = [self.expr(arg) for arg in node.args]
-        kwargs = [(kw.key, self.expr(kw.value)) for kw in node.kwargs]
+        kwargs: list[tuple[str, Fast]] = [(kw.key, self.expr(kw.value)) for kw in node.kwargs]
         charge = self.env.budget.charge  # type: ignore[attr-defined]
         env_getattr = self.env.getattr
         checked: set[type] = set()  # facade classes whose `method` the sandbox has let through
@@ -189,7 +189,8 @@ class _Compiler:
             raise _Unsupported("filter")
         inner = self.expr(node.node)
         args = [self.expr(arg) for arg in node.args]
-        kwargs = [(kw.key, self.expr(kw.value)) for kw in node.kwargs]
+        # The parser gives filters Keyword nodes (key: str), though the node class declares Pairs.
+        kwargs: list[tuple[str, Fast]] = [(cast(str, kw.key), self.expr(kw.value)) for kw in node.kwargs]
         pass_arg = _PassArg.from_obj(function)  # type: ignore[arg-type]
         if pass_arg is None:
             return lambda context: function(inner(context), *[a(context) for a in args],

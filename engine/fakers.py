@@ -131,9 +131,10 @@ class _SimulatedNow:
             def today(klass) -> Any:
                 return (base_datetime(1970, 1, 1) + dt.timedelta(milliseconds=cls.ms)).date()
 
-        module.datetime, module.dtdate = SimDatetime, SimDate
-        module._get_local_timezone = lambda: dt.UTC  # not the machine's zone: same output everywhere
-        module._chainsim_clock = True
+        patch: Any = module  # replacing a library module's globals: out of the type checker's reach
+        patch.datetime, patch.dtdate = SimDatetime, SimDate
+        patch._get_local_timezone = lambda: dt.UTC  # not the machine's zone: same output everywhere
+        patch._chainsim_clock = True
 
 
 def _check_arguments(name: str, locale: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -103,7 +103,7 @@ def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> t
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for i in range(workers)
     ]
-    total, errors = Stats(), []
+    total, errors = Stats(), list[str]()
     readers = [threading.Thread(target=_read_stderr, args=(p.stderr, total, errors), daemon=True) for p in processes]
     for reader in readers:
         reader.start()
