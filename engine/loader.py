@@ -28,6 +28,7 @@ from .sandbox import new_environment
 
 DATA_DIR = "data"
 SCOPE = "vars, data, faker, random, steps, chain, event, elapsed_ms, delay_ms, visit"
+VARS_SCOPE = "vars (those above this one), data, faker, random, chain"  # vars are drawn before any event
 DRY_RUNS_PER_CHAIN = 64
 TEMPLATE_SYNTAX_HINT = "check the {{ }} and {% %} pairs of this template"
 _NO_ATTRIBUTE = re.compile(r"has no attribute '([^']*)'")
@@ -273,7 +274,7 @@ def _report_render_error(error: RenderError, report: _FileReport, chain: Chain, 
             report(error.path, f"template error: {explained[0]}", explained[1])
             return
     if "undefined" in text or "has no attribute" in text:
-        hint = f"names in scope: {SCOPE}"
+        hint = f"names in scope: {VARS_SCOPE if error.path[:1] == ('vars',) else SCOPE}"
         if "steps" in text or "'dict object'" in text:
             hint += f"; steps.<id> holds events already emitted by this instance (here: {emitted})"
     elif "faker has no generator" in text:

@@ -503,3 +503,13 @@ def test_the_chains_folder_is_valid() -> None:
     result = validate("chains", ROOT)
     expected = f"chains: {len(chain_files(CHAINS))} chains valid\n"
     assert (0, "", expected) == (result.returncode, result.stdout, result.stderr)
+
+
+def test_a_var_cannot_use_names_that_exist_only_for_events() -> None:
+    """vars are drawn before the first event, so elapsed_ms, event, steps... are not in their scope."""
+    assert_refused("var_uses_event_scope", """\
+chain.yaml:3:12: $.vars.started: template error: 'elapsed_ms' is undefined
+  at chain 'demo' > key 'vars.started'
+  hint: names in scope: vars (those above this one), data, faker, random, chain
+1 problem in 1 file
+""")
