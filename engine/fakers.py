@@ -137,13 +137,20 @@ class _SimulatedNow:
         patch._chainsim_clock = True
 
 
-def _check_arguments(name: str, locale: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _named_arguments(name: str, locale: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """(parameter name, value) of every argument; keyword-only calls need no signature."""
+    if not args:
+        return [kwargs.items()]
     try:
         bound = _signature(locale, name).bind_partial(*args, **kwargs)
     except TypeError:
-        return  # wrong arguments: let the generator itself say so
-    for argument, value in bound.arguments.items():
-        values = value.items() if isinstance(value, dict) and argument == "kwargs" else [(argument, value)]
+        return []  # wrong arguments: let the generator itself say so
+    return [value.items() if isinstance(value, dict) and argument == "kwargs" else [(argument, value)]
+            for argument, value in bound.arguments.items()]
+
+
+def _check_arguments(name: str, locale: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    for values in _named_arguments(name, locale, args, kwargs):
         for key, item in values:
             if isinstance(item, Undefined):
                 item._fail_with_undefined_error()

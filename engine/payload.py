@@ -108,15 +108,14 @@ def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) 
     try:
         tree = env.parse(source)
         expression = _single_expression(tree)
-        inner: Renderer
         if expression is not None:
             fast = compile_fast(env, expression)
             if fast is None:
-                compiled = env.compile_expression(_expression_source(source), undefined_to_none=False)
-                fast = compiled
-            inner = lambda context: _native(fast(context))  # noqa: E731
+                fast = env.compile_expression(_expression_source(source), undefined_to_none=False)
+            native = True
         else:
-            inner = compile_fast_output(env, tree) or env.from_string(source).render
+            fast = compile_fast_output(env, tree) or env.from_string(source).render
+            native = False
     except jinja2.TemplateSyntaxError as error:
         raise TemplateProblem(path, f"template syntax error: {error.message}", error.lineno or 1) from None
     except RecursionError:  # the parser and compiler recurse once per nesting level
@@ -124,9 +123,8 @@ def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) 
 
     def render(context: Mapping[str, Any]) -> Any:
         try:
-            return inner(context)
-        except RenderError:
-            raise
+            value = fast(context)
+            return value if not native or type(value) in _PLAIN else _native(value)
         except Exception as error:  # any failure inside untrusted code is reported with its place
             raise RenderError(path, error) from error
 
@@ -147,9 +145,7 @@ def compile_tree(
         items = [(key, compile_tree(env, value, (*path, key), problems)) for key, value in tree.items()]
         if all(_is_constant(r) for _, r in items):
             return _constant(tree)
-        keys = [key for key, _ in items]
-        renderers = [r for _, r in items]
-        return lambda context: dict(zip(keys, [r(context) for r in renderers], strict=True))
+        return lambda context: {key: render(context) for key, render in items}
     if isinstance(tree, list):
         renderers = [compile_tree(env, value, (*path, i), problems) for i, value in enumerate(tree)]
         if all(_is_constant(r) for r in renderers):
