@@ -29,11 +29,13 @@ FIELDS = (
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
 def new_uuid(rng: Random) -> str:
     """A version-4 UUID drawn from rng (so ids are reproducible), as text."""
-    bits = rng.getrandbits(128)
-    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    text = f"{bits:032x}"
+    text = "%032x" % (rng.getrandbits(128) & _UUID_CLEAR | _UUID_SET)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
