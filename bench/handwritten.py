@@ -203,26 +203,28 @@ class Run:
 
     def run(self) -> int:
         arrivals = Random(f"{self.seed}:arrivals")
+        gap = lambda: round(arrivals.expovariate(self.rate / 1000.0))  # noqa: E731
         names = list(WEIGHTS)
         cumulative = list(itertools.accumulate(float(w) for w in WEIGHTS.values()))
         numbers = dict.fromkeys(names, 0)
-        heap: list[tuple[int, int, Chain | None]] = [(self.start_ms, 0, None)]  # None: the next arrival
+        # (time, rank, counter, chain): at equal times the older chain goes first; rank -1, chain None:
+        # the next arrival, which goes before every chain. The first chain starts at the start.
+        heap: list[tuple[int, int, int, Chain | None]] = [(self.start_ms, -1, 0, None)]
         counter = itertools.count(1)
         started = 0
         while heap:
-            now, _, chain = heapq.heappop(heap)
+            now, rank, _, chain = heapq.heappop(heap)
             if chain is None:  # start a chain, then schedule the next arrival
                 name = names[bisect.bisect_right(cumulative, arrivals.random() * cumulative[-1])]
                 chain = CHAINS[name](Instance(self, name, numbers[name]))
                 numbers[name] += 1
+                heapq.heappush(heap, (now + next(chain), started, next(counter), chain))
                 started += 1
-                heapq.heappush(heap, (now + next(chain), next(counter), chain))
                 if started < self.count:
-                    gap = round(arrivals.expovariate(self.rate / 1000.0))
-                    heapq.heappush(heap, (now + gap, next(counter), None))
+                    heapq.heappush(heap, (now + gap(), -1, next(counter), None))
                 continue
             try:
-                heapq.heappush(heap, (now + chain.send(now), next(counter), chain))
+                heapq.heappush(heap, (now + chain.send(now), rank, next(counter), chain))
             except StopIteration:
                 pass
         return self.events

@@ -4,7 +4,7 @@ The engine writes to a pipe; bench/reader.py timestamps every line on arrival. A
 events/s and converted to chain starts/s with the chain folder's events per chain.
 
 Why `--speed`: the engine rounds Poisson gaps to whole milliseconds, so above ~1,000 chain starts per
-simulated second most gaps round to 0 and the real rate overshoots (10k ev/s asked gives ~16k). So the
+simulated second most gaps round to 0 and the real rate overshoots (5k starts/s asked give ~11.6k). So the
 bench keeps the simulated rate at 100 starts/s and sets `--speed` to reach the wanted wall rate; the reader
 reports the rate actually offered.
 """
@@ -35,8 +35,8 @@ def run(folder: str, per_chain: float, events_per_s: float, seconds: float) -> d
     starts = events_per_s / per_chain
     speed = max(1.0, starts / SIM_STARTS_PER_S)
     count = max(1, round(events_per_s * seconds / per_chain))
-    command = engine_command("--chains", folder, "--realtime", "--count", str(count), "--rate", f"{starts / speed:g}",
-                     "--speed", f"{speed:g}", "--seed", "1", "-q")
+    command = engine_command("--chains", folder, "--realtime", "--initial", "1", "--count", str(count),
+                             "--rate", f"{starts / speed:g}", "--speed", f"{speed:g}", "--seed", "1", "-q")
     warmup = min(0.5, seconds / 4)
     producer = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     reader = subprocess.run([PYTHON, str(BENCH / "reader.py"), "--speed", f"{speed:g}", "--warmup", str(warmup)],
