@@ -203,7 +203,8 @@ class Run:
 
     def run(self) -> int:
         arrivals = Random(f"{self.seed}:arrivals")
-        gap = lambda: round(arrivals.expovariate(self.rate / 1000.0))  # noqa: E731
+        gap = lambda: arrivals.expovariate(self.rate / 1000.0)  # noqa: E731
+        next_arrival = float(self.start_ms)  # exact: gaps add up unrounded, each start rounds to the ms
         names = list(WEIGHTS)
         cumulative = list(itertools.accumulate(float(w) for w in WEIGHTS.values()))
         numbers = dict.fromkeys(names, 0)
@@ -221,7 +222,8 @@ class Run:
                 heapq.heappush(heap, (now + next(chain), started, next(counter), chain))
                 started += 1
                 if started < self.count:
-                    heapq.heappush(heap, (now + gap(), -1, next(counter), None))
+                    next_arrival += gap()
+                    heapq.heappush(heap, (round(next_arrival), -1, next(counter), None))
                 continue
             try:
                 heapq.heappush(heap, (now + chain.send(now), rank, next(counter), chain))

@@ -69,10 +69,12 @@ class Arrivals:
         self.chains = [chain.name for chain in chains]
         self.cumulative = list(_running_total(chain.weight for chain in chains))
         self.burst = max(self.options.initial, 1)  # chains to start at the first resume
+        self.at = 0.0  # exact time of the next arrival: gaps add up unrounded, so a high rate stays exact
 
     def first(self, start: int) -> int:
         """When the first chains start: at `start`, or one gap later when no initial chains are asked for."""
-        return start if self.options.initial else start + self.gap()
+        self.at = float(start) if self.options.initial else start + self.gap()
+        return round(self.at)
 
     def _left(self) -> int | None:
         count = self.options.count
@@ -88,17 +90,19 @@ class Arrivals:
         left = self._left()
         if left is not None and left <= 0:
             return None
-        return now + self.gap()
+        self.at += self.gap()
+        return round(self.at)
 
     def pick(self) -> str:
         point = self.rng.random() * self.cumulative[-1]
         return self.chains[bisect.bisect_right(self.cumulative, point)]
 
-    def gap(self) -> int:
+    def gap(self) -> float:
+        """Milliseconds to the next arrival: the fixed interval, or a Poisson (exponential) gap."""
         if self.options.interval_ms is not None:
-            return round(self.options.interval_ms)
+            return self.options.interval_ms
         rate = self.options.rate or DEFAULT_RATE
-        return round(self.rng.expovariate(rate / 1000.0))
+        return self.rng.expovariate(rate / 1000.0)
 
 
 def _running_total(values: Any) -> Any:

@@ -131,3 +131,12 @@ def test_every_chain_finishes_and_every_event_is_strict_json(big_run):
     for event in events[:2000]:
         line = encode(event)
         assert b"NaN" not in line and line.endswith(b"\n")
+
+
+@pytest.mark.parametrize("rate", [0.5, 10, 5000])
+def test_arrivals_keep_their_rate_even_above_one_per_millisecond(catalog_of, rate):
+    """Poisson gaps add up unrounded, so N chains span about N / rate seconds at any rate."""
+    text = "name: one\nsteps: [{id: a, event_type: t}]\n"
+    events = run(catalog_of({"one.yaml": text}), count=4000, rate=rate)
+    span_s = (parse_timestamp(events[-1]["timestamp"]) - parse_timestamp(events[0]["timestamp"])) / 1000
+    assert 0.9 < span_s * rate / 3999 < 1.1
