@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from jinja2 import nodes
 from jinja2.exceptions import UndefinedError
+from jinja2.filters import FILTERS
 from jinja2.runtime import new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
@@ -27,6 +28,7 @@ from .fakers import FakerFacade
 Fast = Callable[[Mapping[str, Any]], Any]
 
 FACADES = frozenset({"faker", "random"})
+NUMERIC_FILTERS = frozenset({"round", "int", "float", "abs"})
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 _COMPARE = {
     "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lteq": operator.le,
@@ -185,8 +187,13 @@ class _Compiler:
         facade, method = callee.node.name, callee.attr
         args = [self.expr(arg) for arg in node.args]
         kwargs: list[tuple[str, Fast]] = [(kw.key, self.expr(kw.value)) for kw in node.kwargs]
+        constant = all(isinstance(a, nodes.Const) for a in node.args) and \
+            all(isinstance(kw.value, nodes.Const) for kw in node.kwargs)
+        fixed_args = tuple(a.value for a in node.args) if constant else ()
+        fixed_kwargs = {kw.key: kw.value.value for kw in node.kwargs} if constant else {}
         env_getattr = self.env.getattr
         checked: set[type] = set()  # facade classes whose `method` the sandbox has let through
+        checked_locales: set[str] = set()  # faker locales that accepted the constant arguments
 
         # No allocation budget here: without loops, a fast template makes a bounded number of calls,
         # and the facades cap each call's size themselves.
@@ -200,18 +207,27 @@ class _Compiler:
                 if function.__class__.__name__ == "StrictUndefined":
                     function._fail_with_undefined_error()
                 checked.add(kind)
-            if not args and not kwargs:
-                return target._generate(method, (), {}) if kind is FakerFacade else getattr(target, method)()
-            values = [a(context) for a in args]
-            named = {k: v(context) for k, v in kwargs}
-            if kind is FakerFacade:
+            if constant:
+                values, named = fixed_args, fixed_kwargs
+            else:
+                values = tuple([a(context) for a in args])
+                named = {k: v(context) for k, v in kwargs}
+            if kind is not FakerFacade:
+                return getattr(target, method)(*values, **named)
+            if not constant:
                 return target._generate(method, values, named)
-            return getattr(target, method)(*values, **named)
+            if target._locale not in checked_locales:  # constant arguments: check them once per locale
+                target._check(method, values, named)
+                checked_locales.add(target._locale)
+            return target._generate_checked(method, values, named)
 
         return call
 
+
     def _Filter(self, node: nodes.Filter) -> Fast:
         function = self.env.filters.get(node.name)
+        if function is not None and node.name in NUMERIC_FILTERS:
+            function = FILTERS[node.name]  # numbers in, a number out: no size to guard
         if function is None or node.node is None or node.dyn_args or node.dyn_kwargs:
             raise _Unsupported("filter")
         inner = self.expr(node.node)

@@ -5,6 +5,8 @@ fast and needs only what the chosen sinks use. The registry maps a scheme to a f
 
     --sink jsonl:-            JSON lines on stdout (the default)
     --sink jsonl:out.jsonl    JSON lines in a file (same as --output out.jsonl)
+    --sink kafka://HOST:PORT/TOPIC                          one message per event (needs chainsim[kafka])
+    --sink postgresql://USER@HOST:PORT/DBNAME?table=events  one row per event (needs chainsim[postgres])
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Sink(Protocol):
 # scheme -> "module:factory"; a factory takes the text after "scheme:" and returns a Sink.
 REGISTRY: dict[str, str] = {
     "jsonl": "engine.sinks.jsonl:open_jsonl",
+    "kafka": "engine.sinks.kafka:open_kafka",
+    "postgresql": "engine.sinks.postgres:open_postgres",
+    "postgres": "engine.sinks.postgres:open_postgres",
 }
 
 

@@ -1,0 +1,139 @@
+"""PostgreSQL: one row per event in a table, written with COPY in batches, through psycopg 3.
+
+    --sink postgresql://USER@HOST:PORT/DBNAME?table=events&batch_size=5000
+
+The table is created when missing (see SCHEMA), with an index on (correlation_id, timestamp). Any other
+query option goes to libpq as a connection parameter (`connect_timeout`, `sslmode`, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+
+from ..errors import RunError, UsageError
+
+INSTALL = "pip install 'chainsim[postgres]'"
+USAGE = "a PostgreSQL sink is postgresql://USER@HOST:PORT/DBNAME[?table=events&batch_size=5000]"
+DEFAULT_TABLE = "events"
+DEFAULT_BATCH = 5_000
+CONNECT_TIMEOUT_S = "10"  # unless the URL gives connect_timeout
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+# {table} and {index} are filled in as quoted identifiers.
+SCHEMA = """\
+CREATE TABLE IF NOT EXISTS {table} (
+    event_id       uuid PRIMARY KEY,
+    event_type     text NOT NULL,
+    correlation_id uuid NOT NULL,
+    causation_id   uuid,
+    tenant_id      text NOT NULL,
+    namespace      text NOT NULL,
+    "timestamp"    timestamptz NOT NULL,
+    chain          text NOT NULL,
+    step           text NOT NULL,
+    payload        jsonb
+);
+CREATE INDEX IF NOT EXISTS {index} ON {table} (correlation_id, "timestamp")"""
+COLUMNS = ("event_id", "event_type", "correlation_id", "causation_id", "tenant_id", "namespace", "timestamp",
+           "chain", "step", "payload")
+_DUMPS = orjson.dumps
+
+
+class PostgresSink:
+    """Collects rows and COPYs them in one transaction per batch (every `batch_size` events, and on flush)."""
+
+    def __init__(self, conninfo: str, table: str, batch_size: int) -> None:
+        try:
+            import psycopg
+            from psycopg import sql
+        except ImportError:
+            raise UsageError(f"the postgresql sink needs psycopg: {INSTALL}") from None
+        self._psycopg = psycopg
+        self.table, self.batch_size = table, batch_size
+        self.written = 0
+        self._rows: list[tuple[Any, ...]] = []
+        names = table.split(".")
+        table_id = sql.Identifier(*names)
+        index_id = sql.Identifier(f"{names[-1]}_correlation_id_idx"[:63])
+        try:
+            self.connection = psycopg.connect(conninfo)
+        except psycopg.Error as error:
+            raise OSError(f"cannot connect to PostgreSQL: {_first_line(error)}") from None
+        try:
+            with self.connection.cursor() as cursor:
+                for statement in SCHEMA.split(";\n"):
+                    cursor.execute(sql.SQL(statement).format(table=table_id, index=index_id))
+            self.connection.commit()
+        except psycopg.Error as error:
+            self.connection.close()
+            raise OSError(f"cannot create PostgreSQL table {table!r}: {_first_line(error)}") from None
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
+        self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(table_id, columns)
+
+    def write(self, event: dict[str, Any], line: bytes) -> None:
+        payload = event["payload"]
+        self._rows.append((
+            event["event_id"], event["event_type"], event["correlation_id"], event["causation_id"],
+            event["tenant_id"], event["namespace"], event["timestamp"], event["chain"], event["step"],
+            None if payload is None else _DUMPS(payload).decode(),
+        ))
+        if len(self._rows) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """COPY the rows collected so far and commit them."""
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        try:
+            with self.connection.cursor() as cursor, cursor.copy(self._copy) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+            self.connection.commit()
+        except self._psycopg.errors.UniqueViolation as error:
+            self.connection.rollback()
+            detail = error.diag.message_detail or _first_line(error)
+            raise RunError(
+                f"postgresql sink: an event_id is already in table {self.table!r}: {detail}",
+                "a run with the same chains, --seed and --start writes the same event ids; use another --seed "
+                "or table, or delete the earlier rows (batches written before this one were kept)",
+            ) from None
+        except self._psycopg.Error as error:
+            self.connection.rollback()
+            raise RunError(f"postgresql sink: cannot write to table {self.table!r}: {_first_line(error)}",
+                           "batches written before this one were kept") from None
+        self.written += len(rows)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.connection.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def open_postgres(target: str) -> PostgresSink:
+    """A PostgreSQL sink from `//USER@HOST:PORT/DBNAME[?table=...&batch_size=...]` (after `postgresql:`)."""
+    if not target.startswith("//"):
+        raise UsageError(f"postgresql sink: {('postgresql:' + target)!r} is not a URL; {USAGE}")
+    parts = urlsplit("postgresql:" + target)
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    table = options.pop("table", DEFAULT_TABLE)
+    if not TABLE_NAME.fullmatch(table):
+        raise UsageError(f"postgresql sink: table={table!r} is not a table name (letters, digits, _; "
+                         f"optionally schema.table); {USAGE}")
+    batch = options.pop("batch_size", str(DEFAULT_BATCH))
+    if not batch.isdigit() or int(batch) < 1:
+        raise UsageError(f"postgresql sink: batch_size={batch!r} is not a whole number above 0; {USAGE}")
+    options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(options), ""))
+    return PostgresSink(conninfo, table, int(batch))

@@ -1,0 +1,156 @@
+"""The PostgreSQL sink against the local server (the `postgres` fixture finds the test database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import CHAINS, ROOT, START
+from tests.services import free_port
+
+pytest_plugins = ["tests.conftest_services"]  # the service fixtures
+
+RUN = ["--chains", str(CHAINS), "--count", "200", "--start", START, "-q"]
+
+
+def engine(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def jsonl_events(tmp_path: Path, seed: int) -> list[dict[str, Any]]:
+    output = tmp_path / f"events-{seed}.jsonl"
+    result = engine(*RUN, "--seed", str(seed), "--output", str(output))
+    assert 0 == result.returncode, result.stderr
+    return [orjson.loads(line) for line in output.read_bytes().splitlines()]
+
+
+def rows(url: str, table: str) -> list[dict[str, Any]]:
+    """The table's rows as events: the columns in envelope order, ids and timestamps as the JSON has them."""
+    with psycopg.connect(url) as connection:
+        cursor = connection.execute(sql.SQL(
+            "SELECT event_id, event_type, correlation_id, causation_id, tenant_id, namespace, \"timestamp\", "
+            "chain, step, payload FROM {} ORDER BY \"timestamp\", event_id").format(sql.Identifier(table)))
+        names = [column.name for column in cursor.description]
+        found = [dict(zip(names, row, strict=True)) for row in cursor]
+    for row in found:
+        for name in ("event_id", "correlation_id", "causation_id"):
+            row[name] = None if row[name] is None else str(row[name])
+        stamp = row["timestamp"].astimezone(dt.UTC)
+        row["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    return found
+
+
+def by_order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(events, key=lambda event: (event["timestamp"], event["event_id"]))
+
+
+def sink(url: str, table: str) -> str:
+    return f"{url}?table={table}"
+
+
+def test_postgres_sink_writes_every_event_as_a_row(postgres: str, pg_table: str, tmp_path: Path) -> None:
+    """A run into a new table gives one row per event, equal to the JSON lines field by field."""
+    events = jsonl_events(tmp_path, seed=3)
+
+    result = engine(*RUN, "--seed", "3", "--sink", sink(postgres, pg_table))
+
+    assert 0 == result.returncode, result.stderr
+    assert by_order(events) == rows(postgres, pg_table)
+
+
+def test_postgres_sink_creates_the_table_with_an_index_on_correlation_id(
+        postgres: str, pg_table: str) -> None:
+    """A missing table is created with the documented columns, event_id as primary key and a correlation index."""
+    result = engine(*RUN, "--count", "1", "--seed", "3", "--sink", sink(postgres, pg_table))
+
+    assert 0 == result.returncode, result.stderr
+    with psycopg.connect(postgres) as connection:
+        columns = connection.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = %s "
+            "ORDER BY ordinal_position", (pg_table,)).fetchall()
+        indexes = connection.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname",
+                                     (pg_table,)).fetchall()
+    assert [
+        ("event_id", "uuid", "NO"), ("event_type", "text", "NO"), ("correlation_id", "uuid", "NO"),
+        ("causation_id", "uuid", "YES"), ("tenant_id", "text", "NO"), ("namespace", "text", "NO"),
+        ("timestamp", "timestamp with time zone", "NO"), ("chain", "text", "NO"), ("step", "text", "NO"),
+        ("payload", "jsonb", "YES"),
+    ] == columns
+    assert [
+        (f"CREATE INDEX {pg_table}_correlation_id_idx ON public.{pg_table} USING btree (correlation_id, "
+         '"timestamp")',),
+        (f"CREATE UNIQUE INDEX {pg_table}_pkey ON public.{pg_table} USING btree (event_id)",),
+    ] == indexes
+
+
+def test_a_run_with_another_seed_appends(postgres: str, pg_table: str, tmp_path: Path) -> None:
+    """A second run into the same table (another seed) adds its rows to the first run's."""
+    first = engine(*RUN, "--seed", "3", "--sink", sink(postgres, pg_table))
+    second = engine(*RUN, "--seed", "4", "--sink", sink(postgres, pg_table))
+
+    assert (0, 0) == (first.returncode, second.returncode), first.stderr + second.stderr
+    assert by_order(jsonl_events(tmp_path, 3) + jsonl_events(tmp_path, 4)) == rows(postgres, pg_table)
+
+
+def test_the_same_run_twice_is_a_duplicate_event_id_error(postgres: str, pg_table: str) -> None:
+    """The same seed and start give the same event ids: the second run stops with exit 2 and rolls back."""
+    first = engine(*RUN, "--seed", "3", "--sink", sink(postgres, pg_table))
+    assert 0 == first.returncode, first.stderr
+    before = rows(postgres, pg_table)
+
+    second = engine(*RUN, "--seed", "3", "--sink", sink(postgres, pg_table))
+
+    assert 2 == second.returncode
+    last = second.stderr.splitlines()[-2:]
+    assert last[0].startswith(f"chainsim: error: postgresql sink: an event_id is already in table '{pg_table}': "
+                              "Key (event_id)=(")
+    assert last[0].endswith(") already exists.")
+    assert ("  hint: a run with the same chains, --seed and --start writes the same event ids; use another --seed "
+            "or table, or delete the earlier rows (batches written before this one were kept)") == last[1]
+    assert before == rows(postgres, pg_table)
+
+
+def test_a_connection_failure_is_a_clear_error() -> None:
+    """Nothing listening on the port: exit 2 with one line saying the connection failed, no traceback."""
+    port = free_port()
+
+    result = engine(*RUN, "--seed", "3", "--sink", f"postgresql://postgres@127.0.0.1:{port}/test?table=events")
+
+    assert (2, f'chainsim: error: cannot open sink: cannot connect to PostgreSQL: connection failed: connection '
+               f'to server at "127.0.0.1", port {port} failed: Connection refused\n') == \
+        (result.returncode, result.stderr)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("postgresql:test", "postgresql sink: 'postgresql:test' is not a URL; a PostgreSQL sink is "
+                        "postgresql://USER@HOST:PORT/DBNAME[?table=events&batch_size=5000]"),
+    ("postgresql://h/db?table=drop;table", "postgresql sink: table='drop;table' is not a table name (letters, "
+                                           "digits, _; optionally schema.table); a PostgreSQL sink is "
+                                           "postgresql://USER@HOST:PORT/DBNAME[?table=events&batch_size=5000]"),
+    ("postgresql://h/db?batch_size=0", "postgresql sink: batch_size='0' is not a whole number above 0; a "
+                                       "PostgreSQL sink is postgresql://USER@HOST:PORT/DBNAME"
+                                       "[?table=events&batch_size=5000]"),
+])
+def test_a_bad_target_is_a_usage_error(spec: str, message: str) -> None:
+    """A malformed PostgreSQL target exits 2 with what is wrong and the URL form."""
+    result = engine(*RUN, "--seed", "3", "--sink", spec)
+
+    assert (2, f"chainsim: error: {message}\n") == (result.returncode, result.stderr)
+
+
+def test_small_batches_commit_as_they_go(postgres: str, pg_table: str, tmp_path: Path) -> None:
+    """With batch_size=7 the run is written in many COPY batches and still equals the JSON lines."""
+    result = engine(*RUN, "--seed", "5", "--sink", f"{sink(postgres, pg_table)}&batch_size=7")
+
+    assert 0 == result.returncode, result.stderr
+    assert by_order(jsonl_events(tmp_path, 5)) == rows(postgres, pg_table)
+
