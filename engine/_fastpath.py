@@ -189,8 +189,8 @@ class _Compiler:
         kwargs: list[tuple[str, Fast]] = [(kw.key, self.expr(kw.value)) for kw in node.kwargs]
         constant = all(isinstance(a, nodes.Const) for a in node.args) and \
             all(isinstance(kw.value, nodes.Const) for kw in node.kwargs)
-        fixed_args = tuple(a.value for a in node.args) if constant else ()
-        fixed_kwargs = {kw.key: kw.value.value for kw in node.kwargs} if constant else {}
+        fixed_args = tuple(cast(nodes.Const, a).value for a in node.args) if constant else ()
+        fixed_kwargs = {kw.key: cast(nodes.Const, kw.value).value for kw in node.kwargs} if constant else {}
         env_getattr = self.env.getattr
         checked: set[type] = set()  # facade classes whose `method` the sandbox has let through
         checked_locales: set[str] = set()  # faker locales that accepted the constant arguments

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import itertools
-from collections import OrderedDict
 import functools
 import inspect
+import itertools
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -178,12 +178,13 @@ def _install_cached_weights() -> None:
         rng = self.generator.random
         if length is None:
             length = rng.randint(1, len(elements))
-        keys = getattr(elements, "_key_cache", None)
+        table: Any = elements  # Faker keeps its key cache as an attribute of the table; so do we
+        keys = getattr(table, "_key_cache", None)
         if keys is None:
-            keys = elements._key_cache = tuple(elements.keys())
-        totals = getattr(elements, "_chainsim_totals", None)
+            keys = table._key_cache = tuple(table.keys())
+        totals = getattr(table, "_chainsim_totals", None)
         if totals is None:
-            totals = elements._chainsim_totals = list(itertools.accumulate(elements.values()))
+            totals = table._chainsim_totals = list(itertools.accumulate(table.values()))
         return rng.choices(keys, cum_weights=totals, k=length)
 
     random_elements.original = original  # type: ignore[attr-defined]  # for the test that compares them
