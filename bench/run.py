@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import memory  # noqa: E402
+import scaling  # noqa: E402
 import sinks  # noqa: E402
 import startup  # noqa: E402
 import virtual  # noqa: E402
@@ -42,13 +43,14 @@ def main() -> int:
         "machine": machine(),
         "virtual": virtual.measure(count=300 if smoke else 10_000, rounds=1 if smoke else 3),
         "wallclock": wallclock.measure(smoke),
+        "scaling": scaling.measure(count=300 if smoke else 100_000, rounds=1 if smoke else 3),
         "startup": startup.measure(rounds=1 if smoke else 5),
         "memory": memory.measure(args.memory_events or (20_000 if smoke else 1_000_000)),
         "sinks": sinks.measure(),
     }
     results["seconds"] = time.perf_counter() - began
     table = [("figure", "engine", "baseline (same run)", "ratio / note"), ("---", "---", "---", "---")]
-    for module in (virtual, wallclock, startup, memory, sinks):
+    for module in (virtual, wallclock, scaling, startup, memory, sinks):
         table += module.rows(results[module.__name__])
     m = results["machine"]
     print(f"chainsim bench ({results['mode']}, {results['seconds']:.0f} s): {m['nproc']} cores, {m['cpu']}, "

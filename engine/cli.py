@@ -127,7 +127,8 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     output = run.add_argument_group("output")
     output.add_argument("--output", "-o", metavar="FILE", help="write JSON lines to FILE instead of stdout")
     output.add_argument("--sink", action="append", default=[], metavar="SPEC",
-                        help="send events to a sink, repeatable: jsonl:- (stdout), jsonl:FILE")
+                        help="send events to a sink, repeatable: jsonl:- (stdout), jsonl:FILE, "
+                             "kafka://HOST:PORT/TOPIC, postgresql://USER@HOST:PORT/DBNAME?table=events")
     output.add_argument("--quiet", "-q", action="store_true", help="print only the one-line summary on stderr")
 
 
@@ -224,10 +225,10 @@ def _run(args: argparse.Namespace) -> int:
     from .simulation import Simulation
     from .summary import summary
 
-    catalog = load_catalog(args.chains)
     options = _options(args)
     if args.workers > 1:
         return _run_workers(args, options)
+    catalog = load_catalog(args.chains)
     if args.keyed:
         from .workers import KeyedSink
 
@@ -288,7 +289,8 @@ def _run_workers(args: argparse.Namespace, options: Any) -> int:
         stats, errors = run_workers(args.chains, options, args.workers, sink)
     finally:
         sink.close()
-    print(summary(stats, options, time.perf_counter() - began, verbose=not args.quiet), file=sys.stderr)
+    if not errors or stats.started:
+        print(summary(stats, options, time.perf_counter() - began, verbose=not args.quiet), file=sys.stderr)
     for line in errors:
         print(line, file=sys.stderr)
     return EXIT_INVALID if errors else EXIT_OK

@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .events import Clock, new_uuid
 from .fakers import FakerFacade, RandomFacade, set_time
 from .model import Chain, Step
-from .payload import Renderer, RenderError, TemplateProblem, compile_tree
+from .payload import Renderer, RenderError, TemplateProblem, compile_tree, names_used
 
 Emit = Callable[[dict[str, Any]], None]
 Chooser = Callable[["Node", list["Node"], Random], "Node"]
@@ -55,6 +55,7 @@ class Program:
     nodes: list[Node]
     vars: list[tuple[str, Renderer]]
     reset_budget: Callable[[], None]  # the sandbox's work budget is per event
+    uses: frozenset[str] = frozenset()  # top-level names the chain's templates read
     name: str = ""
     tenant_id: str = ""
     namespace: str = ""
@@ -87,7 +88,9 @@ class Program:
         variables = []
         for name, value in chain.vars.items():
             variables.append((name, compile_tree(env, value, ("vars", name), problems)))
-        return cls(chain, ordered, variables, env.budget.reset)  # type: ignore[attr-defined]
+        trees = [step.payload for step in chain.walk()] + list(chain.vars.values())
+        uses = frozenset(set().union(*(names_used(env, tree) for tree in trees)))
+        return cls(chain, ordered, variables, env.budget.reset, uses)  # type: ignore[attr-defined]
 
 
 def _link(sequence: tuple[Step, ...], after: int | None, nodes: dict[int, Node]) -> None:
@@ -149,16 +152,19 @@ class ChainInstance:
         self.outcome: str | None = None
         self.last_step: str | None = None
         self.steps: dict[str, dict[str, Any]] = {}
-        chain = program.chain
-        self.faker = FakerFacade(chain.locale, rng)
+        chain, uses = program.chain, program.uses
+        # Facades only for chains whose templates use them: building them is most of a light chain's start.
+        self.faker = FakerFacade(chain.locale, rng) if "faker" in uses else None
         self.context: dict[str, Any] = {
             **shared,
-            "faker": self.faker,
-            "random": RandomFacade(rng),
             "chain": {"name": chain.name, "instance": number, "correlation_id": self.correlation_id},
             "steps": self.steps,
+            "vars": {},
         }
-        self.context["vars"] = {}
+        if self.faker is not None:
+            self.context["faker"] = self.faker
+        if "random" in uses:
+            self.context["random"] = RandomFacade(rng)
 
     @property
     def result(self) -> str:
@@ -173,7 +179,8 @@ class ChainInstance:
 
     def render_vars(self, now: int) -> None:
         """Draw the instance's vars, in order, at its start time."""
-        set_time(self.faker, now)
+        if self.faker is not None:
+            set_time(self.faker, now)
         self.program.reset_budget()
         variables = self.context["vars"]
         try:
@@ -203,7 +210,8 @@ class ChainInstance:
         context["elapsed_ms"] = now - self.start_ms
         context["delay_ms"] = self.delay_ms
         context["visit"] = self.visits[node.index]
-        self.faker._now = now  # what set_time() does, on the hot path
+        if self.faker is not None:
+            self.faker._now = now  # what set_time() does, on the hot path
         program.reset_budget()
         try:
             event["payload"] = node.render_payload(context)

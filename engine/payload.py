@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ._fastpath import compile_fast, compile_fast_output
@@ -152,6 +152,22 @@ def compile_tree(
             return _constant(tree)
         return lambda context: [r(context) for r in renderers]
     return _constant(tree)
+
+
+def names_used(env: ImmutableSandboxedEnvironment, tree: Any) -> set[str]:
+    """Every top-level name the templates of a payload tree read (vars, faker, steps, elapsed_ms...)."""
+    if isinstance(tree, str):
+        if not any(marker in tree for marker in _TEMPLATE_MARKERS):
+            return set()
+        try:
+            return set(meta.find_undeclared_variables(env.parse(tree)))
+        except (jinja2.TemplateSyntaxError, RecursionError):
+            return set()  # reported by compile_string
+    if isinstance(tree, dict):
+        return set().union(*(names_used(env, value) for value in tree.values()))
+    if isinstance(tree, list):
+        return set().union(*(names_used(env, value) for value in tree))
+    return set()
 
 
 def _is_constant(renderer: Renderer) -> bool:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 _SLICE = 0.05  # seconds
+FLUSH_EVERY = 0.001  # seconds: the longest a late event waits in the sink's buffer
 
 
 class Process(Protocol):
@@ -87,14 +88,21 @@ class WallClockScheduler(Scheduler):
         self._before_wait = before_wait or (lambda: None)
         self._monotonic = monotonic
         self._origin = monotonic()
+        self._flushed = self._origin
 
     def due(self, at: int) -> float:
         """The monotonic time at which simulated time `at` is reached."""
         return self._origin + (at - self.start_ms) / 1000.0 / self.speed
 
     def _wait(self, at: int) -> bool:
-        delay = self.due(at) - self._monotonic()
+        now = self._monotonic()
+        delay = self.due(at) - now
         if delay <= 0:
+            # Running behind: events are due already. Still hand them on at least every FLUSH_EVERY, or
+            # they would sit in the sink's buffer for as long as the engine stays behind.
+            if now - self._flushed >= FLUSH_EVERY:
+                self._before_wait()
+                self._flushed = now
             return True
         self._before_wait()
         while delay > 0:
@@ -103,4 +111,5 @@ class WallClockScheduler(Scheduler):
             if self._stopped:
                 return False
             delay = self.due(at) - self._monotonic()
+        self._flushed = self._monotonic()
         return True

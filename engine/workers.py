@@ -2,9 +2,11 @@
 
 Shard i of n starts only the chain instances whose number in the run is i modulo n (every shard runs
 the cheap arrival process in full, so instance numbers and random streams are those of one process).
-A worker writes each line behind its scheduler key, `<time> <rank> `; the parent merges the workers'
-streams by that key, which is the scheduler's own order, so N workers give byte for byte the output of
-one process. Workers report their counts on stderr as one `chainsim-stats {json}` line.
+A worker writes each line behind its scheduler key, as fixed-width digits (13 of time since the start,
+10 of rank) that sort as bytes; the parent merges the workers' streams on those bytes, which is the
+scheduler's own order, so N workers give byte for byte the output of one process. (Two lines of one
+worker are never compared: a merge holds one line per stream, and a rank belongs to one worker.)
+Workers report their counts on stderr as one `chainsim-stats {json}` line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import IO, Any
 
 import orjson
@@ -25,7 +26,10 @@ from .simulation import RunOptions, Stats
 from .sinks import Sink
 
 STATS_PREFIX = "chainsim-stats "
-BUFFER_BYTES = 256 * 1024
+# A worker that runs ahead of the others blocks once its pipe is full, until the merge reaches it.
+# Small chunks in a large pipe keep every worker busy: the merge never waits long for the slowest.
+BUFFER_BYTES = 32 * 1024
+PIPE_BYTES = 1024 * 1024
 
 
 class KeyedSink:
@@ -39,7 +43,8 @@ class KeyedSink:
         self._size = 0
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        chunk = b"%d %d %s" % (self.scheduler.now, self.scheduler.rank, line)
+        scheduler = self.scheduler
+        chunk = b"%013d%010d%s" % (scheduler.now - scheduler.start_ms, scheduler.rank, line)
         self._chunks.append(chunk)
         self._size += len(chunk)
         if self._size >= BUFFER_BYTES:
@@ -86,25 +91,26 @@ def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int) 
     return args
 
 
-def _keyed_lines(stream: IO[bytes]) -> Iterator[tuple[int, int, bytes]]:
-    for raw in stream:
-        at, rank, line = raw.split(b" ", 2)
-        yield int(at), int(rank), line
-
-
-def _order(item: tuple[int, int, bytes]) -> tuple[int, int]:
-    return item[0], item[1]
+KEY_BYTES = 23
 
 
 def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> tuple[Stats, list[str]]:
-    """Run `workers` processes and merge their events into `sink`; (added-up stats, workers' error lines)."""
+    """Run `workers` processes and merge their events into `sink`; (added-up stats, error lines).
+
+    Each worker validates the chain files itself; invalid files make every worker exit with the same
+    report, which comes back once among the error lines.
+    """
     processes = [
         subprocess.Popen([sys.executable, "-m", "engine", *worker_arguments(chains, options, i, workers)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for i in range(workers)
     ]
-    total, errors = Stats(), list[str]()
-    readers = [threading.Thread(target=_read_stderr, args=(p.stderr, total, errors), daemon=True) for p in processes]
+    for process in processes:
+        _enlarge_pipe(process.stdout)
+    total = Stats()
+    said: list[list[str]] = [[] for _ in processes]  # each worker's lines on stderr, other than its stats
+    readers = [threading.Thread(target=_read_stderr, args=(p.stderr, total, lines), daemon=True)
+               for p, lines in zip(processes, said, strict=True)]
     for reader in readers:
         reader.start()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -117,9 +123,10 @@ def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> t
         signal.signal(sig, stop)
     try:
         needs_event = getattr(sink, "needs_event", True)
-        streams = [_keyed_lines(p.stdout) for p in processes if p.stdout is not None]
-        for _, _, line in heapq.merge(*streams, key=_order):
-            sink.write(orjson.loads(line) if needs_event else {}, line)
+        write = sink.write
+        for keyed in heapq.merge(*(p.stdout for p in processes if p.stdout is not None)):
+            line = keyed[KEY_BYTES:]
+            write(orjson.loads(line) if needs_event else {}, line)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -127,9 +134,21 @@ def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> t
             process.wait()
         for reader in readers:
             reader.join()
+    # Workers load the same files: when they fail, they all say the same, so one of them is enough.
+    errors = next((lines for lines in said if lines), [])
     if any(p.returncode not in (0, -signal.SIGTERM) for p in processes) and not errors:
-        errors.append(f"a worker failed with exit codes {[p.returncode for p in processes]}")
+        errors = [f"a worker failed with exit codes {[p.returncode for p in processes]}"]
     return total, errors
+
+
+def _enlarge_pipe(stream: IO[bytes] | None) -> None:
+    """Ask Linux for a larger pipe (F_SETPIPE_SZ); elsewhere, or when refused, keep the default."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)  # type: ignore[union-attr]
+    except (OSError, ImportError, AttributeError):
+        pass
 
 
 _LOCK = threading.Lock()  # stderr readers of all workers add to one Stats

@@ -6,6 +6,7 @@ because CI has both services.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -16,11 +17,15 @@ from tests.services import ServiceError, drop_table, postgres_url, tansu, unique
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[str]:
     """Bootstrap address of a Tansu broker started for this test session."""
-    try:
-        with tansu() as bootstrap:
+    with contextlib.ExitStack() as stack:
+        try:
+            bootstrap = stack.enter_context(tansu())
+        except ServiceError as error:
+            reason = str(error)  # failed outside the except block, so the report is this message alone
+        else:
             yield bootstrap
-    except ServiceError as error:
-        pytest.fail(f"cannot start the Kafka broker: {error}", pytrace=False)
+            return
+    pytest.fail(f"cannot start the Kafka broker: {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +34,8 @@ def postgres() -> str:
     try:
         return postgres_url()
     except ServiceError as error:
-        pytest.fail(str(error), pytrace=False)
+        reason = str(error)
+    pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from engine.events import encode
+from engine.sinks.postgres import open_postgres
 from tests.conftest import CHAINS, ROOT, START
 from tests.services import free_port
 
@@ -154,3 +157,26 @@ def test_small_batches_commit_as_they_go(postgres: str, pg_table: str, tmp_path:
     assert 0 == result.returncode, result.stderr
     assert by_order(jsonl_events(tmp_path, 5)) == rows(postgres, pg_table)
 
+
+
+TRICKY = [
+    {"note": 'a ,"payload": inside, "quotes", back\\slash', "tab": "a\tb", "newline": "a\nb\r\n", "nul": "x\\0"},
+    {"unicode": "zürich ✓ 🚀", "nested": {"list": [1, 2.5, None, True], "empty": {}}},
+    "just text",
+    None,
+    [],
+]
+
+
+def test_payloads_survive_copy_whatever_their_characters(postgres: str, pg_table: str) -> None:
+    """Payloads with quotes, backslashes, tabs, newlines and non-ASCII text come back equal from jsonb."""
+    events = [{"event_id": str(uuid.UUID(int=number + 1)), "event_type": "x.v1",
+               "correlation_id": str(uuid.UUID(int=100)), "causation_id": None, "tenant_id": 'tenant "q"',
+               "namespace": "ns\\x", "timestamp": f"2026-01-01T00:00:00.00{number}Z", "chain": "c", "step": "s",
+               "payload": payload} for number, payload in enumerate(TRICKY)]
+    sink_ = open_postgres(f"{postgres.removeprefix('postgresql:')}?table={pg_table}")
+    for event in events:
+        sink_.write(event, encode(event))
+    sink_.close()
+
+    assert events == rows(postgres, pg_table)

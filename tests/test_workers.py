@@ -55,3 +55,13 @@ def test_a_bad_shard_is_refused():
     result = cli(*RUN, "--shard", "3/3")
     assert 2 == result.returncode
     assert "argument --shard: '3/3': I must be at least 0 and below N" in result.stderr.decode()
+
+
+def test_invalid_chains_are_reported_once_with_workers(chain_dir):
+    """With --workers, invalid files give the same report as one process, once, and exit 2."""
+    folder = chain_dir({"bad.yaml": "name: bad\nsteps: [{id: a, event_type: t, dely: 5}]\n"})
+    args = ["--chains", str(folder), "--count", "10", "--seed", "1", "--start", START]
+    single, parallel = cli(*args, cwd=folder.parent), cli(*args, "--workers", "2", cwd=folder.parent)
+    assert (2, 2) == (single.returncode, parallel.returncode)
+    assert single.stderr == parallel.stderr
+    assert 1 == parallel.stderr.decode().count("unknown key 'dely'")

@@ -83,24 +83,36 @@ class KafkaSink:
             self.first_failure = f"{error.str()} (topic {message.topic()!r})"
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        topic = event["event_type"] if self.topic_per_type else self.topic
-        key = None if self.key is None else event[self.key]
-        headers = self._headers.get((event["event_type"], event["chain"]))
-        if headers is None:
-            headers = self._headers[(event["event_type"], event["chain"])] = _headers(event)
-        while True:
-            try:
-                self._produce(topic, line[:-1], key, headers=headers)
-                break
-            except BufferError:  # the local queue is full: let librdkafka send, then try again
-                self.producer.poll(POLL_WHEN_FULL_S)
-                self._raise_if_failed()
-            except self._kafka_exception as error:
-                raise RunError(f"kafka sink: cannot produce to topic {topic!r}: {_reason(error)}",
-                               _HINT) from None
+        event_type = event["event_type"]
+        headers = self._headers.get((event_type, event["chain"])) or self._new_headers(event)
+        topic = event_type if self.topic_per_type else self.topic
+        try:  # event.get(None) is None: no key
+            self._produce(topic, line[:-1], event.get(self.key), headers=headers)  # type: ignore[arg-type]
+        except BufferError:
+            self._produce_when_full(topic, line[:-1], event.get(self.key), headers)  # type: ignore[arg-type]
+        except self._kafka_exception as error:
+            raise RunError(f"kafka sink: cannot produce to topic {topic!r}: {_reason(error)}", _HINT) from None
         self.written += 1
         if self.failed:
             self._raise_if_failed()
+
+    def _new_headers(self, event: dict[str, Any]) -> list[tuple[str, bytes]]:
+        headers = [("event_type", event["event_type"].encode()), ("chain", event["chain"].encode())]
+        self._headers[(event["event_type"], event["chain"])] = headers
+        return headers
+
+    def _produce_when_full(self, topic: str, value: bytes, key: str | None, headers: list[tuple[str, bytes]]) -> None:
+        """The local queue is full: let librdkafka send (serving delivery reports), then try again."""
+        while True:
+            self.producer.poll(POLL_WHEN_FULL_S)
+            self._raise_if_failed()
+            try:
+                self._produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                continue
+            except self._kafka_exception as error:
+                raise RunError(f"kafka sink: cannot produce to topic {topic!r}: {_reason(error)}", _HINT) from None
 
     def flush(self) -> None:
         """Serve delivery reports without waiting; librdkafka sends within linger_ms on its own."""
@@ -123,10 +135,6 @@ class KafkaSink:
 
 
 _HINT = "check that the broker runs and the topic can be written; events delivered before it were kept"
-
-
-def _headers(event: dict[str, Any]) -> list[tuple[str, bytes]]:
-    return [("event_type", event["event_type"].encode()), ("chain", event["chain"].encode())]
 
 
 def _reason(error: BaseException) -> str:

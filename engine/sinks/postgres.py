@@ -8,11 +8,10 @@ query option goes to libpq as a connection parameter (`connect_timeout`, `sslmod
 
 from __future__ import annotations
 
+import operator
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import orjson
 
 from ..errors import RunError, UsageError
 
@@ -40,7 +39,19 @@ CREATE TABLE IF NOT EXISTS {table} (
 CREATE INDEX IF NOT EXISTS {index} ON {table} (correlation_id, "timestamp")"""
 COLUMNS = ("event_id", "event_type", "correlation_id", "causation_id", "tenant_id", "namespace", "timestamp",
            "chain", "step", "payload")
-_DUMPS = orjson.dumps
+_ENVELOPE = operator.itemgetter(*COLUMNS[:-1])
+_PAYLOAD_KEY = b',"payload":'
+
+
+def payload_json(line: bytes) -> str | None:
+    """The payload's JSON text, cut from the encoded line (None for a null payload).
+
+    `payload` is the last field and every field before it is a string or null. Inside a JSON string every
+    `"` is escaped, so the first `,"payload":` in the line is the key itself.
+    """
+    start = line.find(_PAYLOAD_KEY) + len(_PAYLOAD_KEY)
+    text = line[start:-2]  # without the closing brace and the newline
+    return None if text == b"null" else text.decode()
 
 
 class PostgresSink:
@@ -75,12 +86,7 @@ class PostgresSink:
         self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(table_id, columns)
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        payload = event["payload"]
-        self._rows.append((
-            event["event_id"], event["event_type"], event["correlation_id"], event["causation_id"],
-            event["tenant_id"], event["namespace"], event["timestamp"], event["chain"], event["step"],
-            None if payload is None else _DUMPS(payload).decode(),
-        ))
+        self._rows.append(_ENVELOPE(event) + (payload_json(line),))
         if len(self._rows) >= self.batch_size:
             self.flush()
 
