@@ -143,13 +143,8 @@ def _figures(events: int, ours: list[float], theirs: list[float], rounds: int) -
             "ratio": sink / raw}
 
 
-def measure(smoke: bool | None = None) -> dict[str, Any]:
-    """Each sink's figures, or {"error": why} when its service cannot be reached.
-
-    bench/run.py calls measure() without arguments; then `--smoke` on its command line chooses the size.
-    """
-    if smoke is None:
-        smoke = "--smoke" in sys.argv
+def measure(smoke: bool) -> dict[str, Any]:
+    """Each sink's figures, or {"error": why} when its service cannot be reached."""
     count, rounds = (150, 3) if smoke else (40_000, 5)  # chain instances: ~2.4 events each
     events, lines = _events(count)
     results: dict[str, Any] = {}
