@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .events import Clock, new_uuid
 from .fakers import FakerFacade, RandomFacade, set_time
 from .model import Chain, Step
-from .payload import Renderer, RenderError, TemplateProblem, compile_tree, names_used
+from .payload import Renderer, RenderError, TemplateProblem, compile_tree
 
 Emit = Callable[[dict[str, Any]], None]
 Chooser = Callable[["Node", list["Node"], Random], "Node"]
@@ -68,9 +68,10 @@ class Program:
     def compile(cls, chain: Chain, env: ImmutableSandboxedEnvironment, problems: list[TemplateProblem]) -> Program:
         """Compile every delay and template once; template problems are appended to `problems`."""
         nodes: dict[int, Node] = {}
+        uses: set[str] = set()
         for step in chain.walk():
             delay = step.delay.sampler() if step.delay else _zero
-            payload = compile_tree(env, step.payload, (*step.path, "payload"), problems)
+            payload = compile_tree(env, step.payload, (*step.path, "payload"), problems, uses)
             nodes[step.index] = Node(step, step.index, delay, payload)
         ordered = [nodes[i] for i in sorted(nodes)]
         _link(chain.steps, None, nodes)
@@ -87,10 +88,8 @@ class Program:
                 node.cumulative = tuple(running)
         variables = []
         for name, value in chain.vars.items():
-            variables.append((name, compile_tree(env, value, ("vars", name), problems)))
-        trees = [step.payload for step in chain.walk()] + list(chain.vars.values())
-        uses = frozenset(set().union(*(names_used(env, tree) for tree in trees)))
-        return cls(chain, ordered, variables, env.budget.reset, uses)  # type: ignore[attr-defined]
+            variables.append((name, compile_tree(env, value, ("vars", name), problems, uses)))
+        return cls(chain, ordered, variables, env.budget.reset, frozenset(uses))  # type: ignore[attr-defined]
 
 
 def _link(sequence: tuple[Step, ...], after: int | None, nodes: dict[int, Node]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ._fastpath import compile_fast, compile_fast_output
@@ -98,15 +98,19 @@ def _expression_source(source: str) -> str:
     return inner[2:-2].strip("-+").strip()
 
 
-def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) -> Renderer:
+def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path,
+                   names: set[str] | None = None) -> Renderer:
     """One template string; TemplateProblem when it does not compile.
 
     Common shapes run as plain closures (engine._fastpath); the rest as full sandboxed renders.
+    The names the template reads are added to `names` (a superset: loop variables count too).
     """
     if not any(marker in source for marker in _TEMPLATE_MARKERS):
         return _constant(source)
     try:
         tree = env.parse(source)
+        if names is not None:
+            names.update(node.name for node in tree.find_all(nodes.Name))
         expression = _single_expression(tree)
         if expression is not None:
             fast = compile_fast(env, expression)
@@ -132,42 +136,28 @@ def compile_string(env: ImmutableSandboxedEnvironment, source: str, path: Path) 
 
 
 def compile_tree(
-    env: ImmutableSandboxedEnvironment, tree: Any, path: Path, problems: list[TemplateProblem]
+    env: ImmutableSandboxedEnvironment, tree: Any, path: Path, problems: list[TemplateProblem],
+    names: set[str] | None = None,
 ) -> Renderer:
-    """A payload tree; every template problem is appended to `problems` (all are found in one pass)."""
+    """A payload tree; every template problem is appended to `problems` (all are found in one pass), and
+    the names its templates read to `names`."""
     if isinstance(tree, str):
         try:
-            return compile_string(env, tree, path)
+            return compile_string(env, tree, path, names)
         except TemplateProblem as problem:
             problems.append(problem)
             return _constant(None)
     if isinstance(tree, dict):
-        items = [(key, compile_tree(env, value, (*path, key), problems)) for key, value in tree.items()]
+        items = [(key, compile_tree(env, value, (*path, key), problems, names)) for key, value in tree.items()]
         if all(_is_constant(r) for _, r in items):
             return _constant(tree)
         return lambda context: {key: render(context) for key, render in items}
     if isinstance(tree, list):
-        renderers = [compile_tree(env, value, (*path, i), problems) for i, value in enumerate(tree)]
+        renderers = [compile_tree(env, value, (*path, i), problems, names) for i, value in enumerate(tree)]
         if all(_is_constant(r) for r in renderers):
             return _constant(tree)
         return lambda context: [r(context) for r in renderers]
     return _constant(tree)
-
-
-def names_used(env: ImmutableSandboxedEnvironment, tree: Any) -> set[str]:
-    """Every top-level name the templates of a payload tree read (vars, faker, steps, elapsed_ms...)."""
-    if isinstance(tree, str):
-        if not any(marker in tree for marker in _TEMPLATE_MARKERS):
-            return set()
-        try:
-            return set(meta.find_undeclared_variables(env.parse(tree)))
-        except (jinja2.TemplateSyntaxError, RecursionError):
-            return set()  # reported by compile_string
-    if isinstance(tree, dict):
-        return set().union(*(names_used(env, value) for value in tree.values()))
-    if isinstance(tree, list):
-        return set().union(*(names_used(env, value) for value in tree))
-    return set()
 
 
 def _is_constant(renderer: Renderer) -> bool:
