@@ -21,6 +21,7 @@ from .simulation import DEFAULT_RATE
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 VERBS = ("run", "validate", "list")
 DEV_INITIAL, DEV_INTERVAL = 20, "5s"
+WORKERS_LEAD_MS = 1000  # time given to wall-clock workers to start before the run begins
 
 DESCRIPTION = """\
 Run declarative event chains (YAML) and write their events as JSON lines.
@@ -114,11 +115,12 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     scale = run.add_argument_group("past one core")
     scale.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                        help="run N processes, each a shard of the run, and merge their events in order: "
-                            "the same output as one process (virtual time only)")
+                            "the same output as one process (on the wall clock, the run begins 1 s later)")
     scale.add_argument("--shard", type=_shard, metavar="I/N",
                        help="run only shard I of N (0 <= I < N): N machines together produce exactly the "
                             "events of one run (merge by timestamp)")
     scale.add_argument("--keyed", action="store_true", help=argparse.SUPPRESS)  # worker protocol
+    scale.add_argument("--wall-origin", type=float, help=argparse.SUPPRESS)  # worker protocol
     clock = run.add_argument_group("clock")
     clock.add_argument("--realtime", action="store_true",
                        help="pace a finite run on the wall clock (development mode always does)")
@@ -183,8 +185,14 @@ def _options(args: argparse.Namespace) -> Any:
         raise UsageError("give --rate (Poisson arrivals) or --interval (fixed gap), not both")
     finite = args.count is not None or args.duration is not None
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    realtime = args.realtime or not finite
+    # Workers on the wall clock start together, a moment from now, so all are ready when the run begins.
+    lead_ms = WORKERS_LEAD_MS if realtime and args.workers > 1 else 0
+    wall_origin = args.wall_origin
     if args.start is None:
-        start_ms = int(time.time() * 1000)
+        start_ms = int(time.time() * 1000) + lead_ms
+        if lead_ms:
+            wall_origin = start_ms / 1000
     else:
         try:
             start_ms = parse_timestamp(args.start)
@@ -195,14 +203,13 @@ def _options(args: argparse.Namespace) -> Any:
         rate, interval = (DEFAULT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
     initial = args.initial if args.initial is not None else (1 if finite else DEV_INITIAL)
     duration = None if args.duration is None else round(args.duration)
-    realtime = args.realtime or not finite
+    if lead_ms and wall_origin is None:
+        wall_origin = time.time() + lead_ms / 1000
     if args.speed != 1.0 and not realtime:
         raise UsageError("--speed paces the wall clock: add --realtime (a --count run is in virtual time)")
-    if realtime and (args.workers > 1 or args.keyed):
-        raise UsageError("--workers runs in virtual time: give --count or --duration, without --realtime")
     return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,
                       initial=initial, realtime=realtime, speed=args.speed, duration_ms=duration,
-                      shard=args.shard or (0, 1))
+                      shard=args.shard or (0, 1), wall_origin=wall_origin)
 
 
 def _open_sinks(args: argparse.Namespace) -> Any:

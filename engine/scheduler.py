@@ -79,15 +79,16 @@ class Scheduler:
 class WallClockScheduler(Scheduler):
     """The same loop, paced by the wall clock: the item due at `at` runs when real time reaches it."""
 
-    def __init__(self, start_ms: int, speed: float = 1.0, before_wait: Callable[[], None] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, start_ms: int, speed: float = 1.0, before_wait: Callable[[int], None] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic, origin: float | None = None) -> None:
         super().__init__(start_ms)
         if speed <= 0:
             raise ValueError("speed must be above 0")
         self.speed = speed
-        self._before_wait = before_wait or (lambda: None)
+        self._before_wait = before_wait or (lambda at: None)  # told the time of the item it waits for
         self._monotonic = monotonic
-        self._origin = monotonic()
+        # start_ms happens now, or at the wall time `origin` (epoch seconds: processes that share a run).
+        self._origin = monotonic() + (0.0 if origin is None else origin - time.time())
         self._flushed = self._origin
 
     def due(self, at: int) -> float:
@@ -101,10 +102,10 @@ class WallClockScheduler(Scheduler):
             # Running behind: events are due already. Still hand them on at least every FLUSH_EVERY, or
             # they would sit in the sink's buffer for as long as the engine stays behind.
             if now - self._flushed >= FLUSH_EVERY:
-                self._before_wait()
+                self._before_wait(self.now)
                 self._flushed = now
             return True
-        self._before_wait()
+        self._before_wait(at)
         while delay > 0:
             # Sleep in short slices: a signal handler can only set a flag, and stop must be prompt.
             time.sleep(min(delay, _SLICE))

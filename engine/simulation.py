@@ -38,6 +38,7 @@ class RunOptions:
     speed: float = 1.0
     duration_ms: int | None = None  # stop after this much simulated time
     shard: tuple[int, int] = (0, 1)  # (i, n): run only instances whose number in the run is i modulo n
+    wall_origin: float | None = None  # wall clock: the epoch second start_ms happens at (default: at once)
 
 
 @attrs.define
@@ -123,7 +124,10 @@ class Simulation:
         self._ordinals: collections.Counter[str] = collections.Counter()
         self.arrived = 0  # chain instances the arrival process has started, in every shard
         if options.realtime:
-            self.scheduler: Scheduler = WallClockScheduler(options.start_ms, options.speed, before_wait=sink.flush)
+            # A sink can take the time the scheduler waits for (flush_until): the workers' watermarks.
+            before_wait = getattr(sink, "flush_until", None) or (lambda at: sink.flush())
+            self.scheduler: Scheduler = WallClockScheduler(options.start_ms, options.speed, before_wait=before_wait,
+                                                           origin=options.wall_origin)
         else:
             self.scheduler = Scheduler(options.start_ms)
 

@@ -11,11 +11,15 @@ Workers report their counts on stderr as one `chainsim-stats {json}` line.
 
 from __future__ import annotations
 
+import collections
 import heapq
+import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
@@ -44,13 +48,23 @@ class KeyedSink:
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
         scheduler = self.scheduler
-        chunk = b"%013d%010d%s" % (scheduler.now - scheduler.start_ms, scheduler.rank, line)
+        chunk = b"%013d%010d%s" % (scheduler.now - scheduler.start_ms, scheduler.rank + 1, line)
         self._chunks.append(chunk)
         self._size += len(chunk)
         if self._size >= BUFFER_BYTES:
             self.flush()
 
     def flush(self) -> None:
+        self.flush_until(self.scheduler.now)
+
+    def flush_until(self, at: int) -> None:
+        """Write what is buffered, then a watermark: nothing this worker writes later sorts before `at`.
+
+        A watermark is a key of rank 0 (events have rank + 1) and no event. With the wall clock the
+        parent cannot wait for every worker's next line: a worker that sleeps until `at` would hold
+        back everything the others have due before it. Its watermark lets that through.
+        """
+        self._chunks.append(b"%013d%010d\n" % (at - self.scheduler.start_ms, 0))
         self.stream.write(b"".join(self._chunks))
         self._chunks.clear()
         self._size = 0
@@ -88,10 +102,78 @@ def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int) 
         args += ["--interval", f"{options.interval_ms!r}ms"]
     else:
         args += ["--rate", repr(options.rate)]
+    if options.realtime:
+        args += ["--realtime", "--speed", repr(options.speed), "--wall-origin", repr(options.wall_origin)]
     return args
 
 
 KEY_BYTES = 23
+WATERMARK = b"0" * 10  # the rank digits of a watermark line
+LAST = b"9" * KEY_BYTES  # the frontier of a worker that has finished
+
+
+def _writer(sink: Sink) -> Callable[[bytes], None]:
+    needs_event, write = getattr(sink, "needs_event", True), sink.write
+
+    def emit(keyed: bytes) -> None:
+        line = keyed[KEY_BYTES:]
+        write(orjson.loads(line) if needs_event else {}, line)
+
+    return emit
+
+
+def _merge(streams: list[IO[bytes]], sink: Sink) -> None:
+    """Virtual time: the merge may wait for every worker's next line (watermarks are skipped)."""
+    emit = _writer(sink)
+    for keyed in heapq.merge(*streams):
+        if keyed[13:KEY_BYTES] != WATERMARK:
+            emit(keyed)
+
+
+def _merge_paced(streams: list[IO[bytes]], sink: Sink) -> None:
+    """Wall clock: read whatever any worker has written; pass on each line once no worker can still
+    write one before it (every worker's last key, event or watermark, is at or after it)."""
+    emit = _writer(sink)
+    count = len(streams)
+    frontier = [b""] * count
+    pending: list[collections.deque[bytes]] = [collections.deque() for _ in streams]
+    partial = [b""] * count
+    poller = select.poll()
+    owner = {}
+    for index, stream in enumerate(streams):
+        owner[stream.fileno()] = index
+        poller.register(stream.fileno(), select.POLLIN)
+    while owner:
+        for fd, _ in poller.poll(100):
+            index = owner[fd]
+            data = os.read(fd, 1 << 20)
+            if not data:
+                frontier[index] = LAST
+                poller.unregister(fd)
+                del owner[fd]
+                continue
+            lines = (partial[index] + data).split(b"\n")
+            partial[index] = lines.pop()
+            for line in lines:
+                frontier[index] = line[:KEY_BYTES]
+                if line[13:KEY_BYTES] != WATERMARK:
+                    pending[index].append(line + b"\n")
+        if _release(pending, min(frontier), emit):
+            sink.flush()
+
+
+def _release(pending: list[collections.deque[bytes]], low: bytes, emit: Callable[[bytes], None]) -> int:
+    """Emit, in key order, every pending line whose key is at or before `low`; how many."""
+    heads = [(queue[0][:KEY_BYTES], index) for index, queue in enumerate(pending) if queue]
+    heapq.heapify(heads)
+    released = 0
+    while heads and heads[0][0] <= low:
+        _, index = heapq.heappop(heads)
+        emit(pending[index].popleft())
+        released += 1
+        if pending[index]:
+            heapq.heappush(heads, (pending[index][0][:KEY_BYTES], index))
+    return released
 
 
 def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> tuple[Stats, list[str]]:
@@ -122,11 +204,8 @@ def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> t
     for sig in previous:
         signal.signal(sig, stop)
     try:
-        needs_event = getattr(sink, "needs_event", True)
-        write = sink.write
-        for keyed in heapq.merge(*(p.stdout for p in processes if p.stdout is not None)):
-            line = keyed[KEY_BYTES:]
-            write(orjson.loads(line) if needs_event else {}, line)
+        streams = [p.stdout for p in processes if p.stdout is not None]
+        (_merge_paced if options.realtime else _merge)(streams, sink)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

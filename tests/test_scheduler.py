@@ -71,14 +71,14 @@ def test_the_wall_clock_waits_until_items_are_due():
     """Simulated 200 ms at speed 2 take about 100 ms of real time, and before_wait runs before sleeping."""
     log: list = []
     flushes: list = []
-    scheduler = WallClockScheduler(1000, speed=2.0, before_wait=lambda: flushes.append(len(log)))
+    scheduler = WallClockScheduler(1000, speed=2.0, before_wait=lambda at: flushes.append((len(log), at)))
     scheduler.schedule(1000, Ticker("t", [100, 100], log))
     began = time.monotonic()
     scheduler.run()
     elapsed = time.monotonic() - began
     assert [1000, 1100, 1200] == [t for t, _ in log]
     assert 0.095 <= elapsed < 0.6
-    assert [1, 2] == flushes
+    assert [(1, 1100), (2, 1200)] == flushes  # told which item it waits for
 
 
 def test_the_wall_clock_runs_late_items_at_once():

@@ -42,12 +42,34 @@ def test_workers_give_byte_identical_output_to_one_process():
         assert count(single) == count(parallel)
 
 
-def test_workers_need_virtual_time():
-    """--workers with the wall clock is refused with exit 2."""
-    result = cli("--chains", str(CHAINS), "--workers", "2")
-    assert 2 == result.returncode
-    assert ("chainsim: error: --workers runs in virtual time: give --count or --duration, without --realtime"
-            in result.stderr.decode())
+def test_workers_on_the_wall_clock_give_the_same_bytes_as_one_process():
+    """--realtime --workers 2 paces the shards together and merges them into the one-process output."""
+    paced = ["--chains", str(CHAINS), "--count", "150", "--rate", "100", "--seed", "5", "--start", START,
+             "--realtime", "--speed", "4", "-q"]
+    single, parallel = cli(*paced), cli(*paced, "--workers", "2")
+    assert (0, 0) == (single.returncode, parallel.returncode)
+    assert single.stdout == parallel.stdout != b""
+
+
+def test_workers_in_development_mode_stop_cleanly_on_a_signal():
+    """The default wall-clock mode with --workers stops on SIGTERM with whole lines and exit 0."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "engine", "--chains", str(CHAINS), "--workers", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    process.send_signal(signal.SIGTERM)
+    rest, stderr = process.communicate(timeout=30)
+    assert 0 == process.returncode
+    lines = (first + rest).splitlines()
+    assert all(json.loads(line)["event_id"] for line in lines)
+    stamps = [json.loads(line)["timestamp"] for line in lines]
+    assert stamps == sorted(stamps)
+    assert "20 chains" in stderr.decode().splitlines()[0]
 
 
 def test_a_bad_shard_is_refused():
