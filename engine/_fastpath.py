@@ -114,25 +114,6 @@ class _Compiler:
         if attr.startswith("_") or attr in _DICT_ATTRIBUTES:
             raise _Unsupported(attr)  # let the sandbox decide
         env_getattr = self.env.getattr
-        if isinstance(node.node, nodes.Name) and node.node.ctx == "load":
-            name = node.node.name  # `vars.x`, `data.x`: the most common shape, in one closure
-
-            def get_name(context: Mapping[str, Any]) -> Any:
-                try:
-                    obj = context[name]
-                except KeyError:
-                    return _undefined(f"{name!r} is undefined")
-                if type(obj) is dict:
-                    try:
-                        return obj[attr]
-                    except KeyError:
-                        return _undefined(f"'dict object' has no attribute {attr!r}")
-                value = env_getattr(obj, attr)
-                if value.__class__.__name__ == "StrictUndefined":
-                    value._fail_with_undefined_error()
-                return value
-
-            return get_name
         inner = self.expr(node.node)
 
         def get(context: Mapping[str, Any]) -> Any:
