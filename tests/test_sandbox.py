@@ -107,12 +107,13 @@ RESOURCE_ATTACKS = [
 
 
 @pytest.mark.parametrize("source", RESOURCE_ATTACKS)
-def test_resource_attacks_raise_template_limit_error_quickly(source: str) -> None:
-    """Unbounded loops, strings, numbers and recursion stop with TemplateLimitError in well under a second."""
+def test_resource_attacks_raise_template_limit_error_without_hanging(source: str) -> None:
+    """Unbounded loops, strings, numbers and recursion stop with TemplateLimitError instead of running on."""
     started = time.perf_counter()
     with pytest.raises(TemplateLimitError):
         render(source)
-    assert time.perf_counter() - started < 1.0
+    # Not a speed target (bench/ measures speed): unbounded, these run for minutes or exhaust memory.
+    assert time.perf_counter() - started < 10.0
 
 
 def test_loop_budget_error_says_what_and_the_limit() -> None:

@@ -21,6 +21,7 @@ from engine.loader import chain_files
 from .conftest import CHAINS, ROOT
 
 INVALID = Path(__file__).resolve().parent / "data" / "invalid"
+HANG = 10.0  # seconds: far beyond a refusal (milliseconds), far below what an unbounded load takes
 EXIT_INVALID = 2
 
 
@@ -489,13 +490,14 @@ chain.yaml:6:10: $.steps[0].payload.x: template syntax error: template nests too
 
 
 @pytest.mark.parametrize("case", ["alias_bomb", "deep_nesting"])
-def test_an_alias_bomb_or_a_deep_nest_is_refused_in_well_under_a_second(case: str) -> None:
+def test_an_alias_bomb_or_a_deep_nest_is_refused_without_hanging(case: str) -> None:
     """The YAML limits stop a billion-laughs file and a 100,000-level nest before they cost time or stack."""
     text = (INVALID / case / "chain.yaml").read_text(encoding="utf-8")
     began = time.perf_counter()
     with pytest.raises(_yaml.YamlError):
         _yaml.load(text)
-    assert time.perf_counter() - began < 0.5
+    # Not a speed target (bench/ measures speed): unrefused, these take minutes and gigabytes.
+    assert time.perf_counter() - began < HANG
 
 
 def test_the_chains_folder_is_valid() -> None:
