@@ -8,6 +8,7 @@ samplers and payloads into renderers. A `ChainInstance` is one run of a program:
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable
 from random import Random
 from typing import Any
@@ -32,15 +33,10 @@ class Node:
     index: int
     sample_delay: Callable[[Random], int]
     render_payload: Renderer
-    next: int | None = None  # where the flow goes after this step (None: the chain ends)
-    goto: int | None = None
+    next: int | None = None  # where the flow goes when this step is skipped (visited max_visits times)
+    following: int | None = None  # where it goes after this step (its goto, its end: None, else its next)
     branches: tuple[Node, ...] = ()
     cumulative: tuple[float, ...] = ()  # running totals of the branches' weights
-
-    @property
-    def following(self) -> int | None:
-        """Where the flow goes after this step's event: its goto, else its next."""
-        return self.goto if self.goto is not None else self.next
 
 
 def _zero(rng: Random) -> int:
@@ -74,37 +70,36 @@ class Program:
             payload = compile_tree(env, step.payload, (*step.path, "payload"), problems, uses)
             nodes[step.index] = Node(step, step.index, delay, payload)
         ordered = [nodes[i] for i in sorted(nodes)]
-        _link(chain.steps, None, nodes)
         ids = {node.step.id: node.index for node in ordered}
+        _link(chain.steps, None, nodes, ids)
         for node in ordered:
-            if node.step.goto is not None:
-                node.goto = ids.get(node.step.goto)
             if node.step.branches:
                 node.branches = tuple(nodes[b.index] for b in node.step.branches)
-                total, running = 0.0, []
-                for branch in node.step.branches:
-                    total += branch.weight or 0
-                    running.append(total)
-                node.cumulative = tuple(running)
+                node.cumulative = tuple(itertools.accumulate(float(b.weight or 0) for b in node.step.branches))
         variables = []
         for name, value in chain.vars.items():
             variables.append((name, compile_tree(env, value, ("vars", name), problems, uses)))
         return cls(chain, ordered, variables, env.budget.reset, frozenset(uses))  # type: ignore[attr-defined]
 
 
-def _link(sequence: tuple[Step, ...], after: int | None, nodes: dict[int, Node]) -> None:
-    """Resolve where the flow goes after each step: the next sibling, else what follows the parent."""
+def _link(sequence: tuple[Step, ...], after: int | None, nodes: dict[int, Node], ids: dict[str, int]) -> None:
+    """Resolve where the flow goes after each step of a sequence: the next sibling, else `after`."""
     for position, step in enumerate(sequence):
-        following = sequence[position + 1].index if position + 1 < len(sequence) else after
-        node = nodes[step.index]
-        node.next = None if step.end else following
-        for branch in step.branches:
-            branch_node = nodes[branch.index]
-            if branch.steps:
-                branch_node.next = None if branch.end else branch.steps[0].index
-                _link(branch.steps, following, nodes)
-            else:
-                branch_node.next = None if branch.end else following
+        _link_step(step, sequence[position + 1].index if position + 1 < len(sequence) else after, nodes, ids)
+
+
+def _link_step(step: Step, next_index: int | None, nodes: dict[int, Node], ids: dict[str, int]) -> None:
+    node = nodes[step.index]
+    node.next = next_index
+    node.following = ids[step.goto] if step.goto is not None else None if step.end else next_index
+    # A step with branches emits nothing: what comes after it (its goto, its end) comes after the branch
+    # taken, once that branch's own steps are done. Branches may branch again.
+    for branch in step.branches:
+        if branch.steps:
+            _link(branch.steps, node.following, nodes, ids)
+            _link_step(branch, branch.steps[0].index, nodes, ids)
+        else:
+            _link_step(branch, node.following, nodes, ids)
 
 
 def choose_by_weight(node: Node, open_branches: list[Node], rng: Random) -> Node:
@@ -227,23 +222,24 @@ class ChainInstance:
 
     def _advance(self, index: int | None, now: int) -> int | None:
         nodes, visits = self.program.nodes, self.visits
+        inherited = None  # a branching step's delay, for the branch taken when it has none of its own
         while index is not None:
             node = nodes[index]
             if not self._may_visit(node):
-                index = node.next
+                index, inherited = node.next, None
                 continue
             visits[index] = visits.get(index, 0) + 1
-            sample = node.sample_delay
+            step = node.step
+            sample = inherited if step.delay is None and inherited is not None else node.sample_delay
             if node.branches:
+                if step.outcome:
+                    self.outcome = step.outcome
                 open_branches = [b for b in node.branches if self._may_visit(b)]
                 if not open_branches:
-                    index = node.next
+                    index, inherited = node.next, None
                     continue
-                chosen = self.choose(node, open_branches, self.rng)
-                if chosen.step.delay is not None:
-                    sample = chosen.sample_delay
-                node = chosen
-                visits[node.index] = visits.get(node.index, 0) + 1
+                index, inherited = self.choose(node, open_branches, self.rng).index, sample
+                continue
             self.pending = node
             self.delay_ms = sample(self.rng)
             return now + self.delay_ms

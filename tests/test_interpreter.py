@@ -218,3 +218,72 @@ def test_faker_dates_follow_the_simulated_clock(catalog_of):
     for event in first:
         assert event["payload"]["when"] <= event["timestamp"][:19]
         assert event["payload"]["day"].startswith("2001-")
+
+
+def test_branches_can_branch_again(catalog_of):
+    """A branch with branches of its own chooses again; its delay passes down to the branch taken."""
+    text = """
+        name: nested
+        steps:
+          - id: pick
+            delay: 7
+            branches:
+              - id: outer_a
+                weight: 1
+                branches:
+                  - {id: inner_x, weight: 1, event_type: x, payload: {d: "{{ elapsed_ms }}"}}
+                  - {id: inner_y, weight: 1, event_type: y, delay: 3, payload: {d: "{{ elapsed_ms }}"}}
+              - {id: outer_b, weight: 1, event_type: b, payload: {d: "{{ elapsed_ms }}"}}
+          - {id: after, event_type: after}
+    """
+    events = run(catalog_of({"n.yaml": text}), count=60)
+    paths = collections.defaultdict(list)
+    for event in events:
+        assert event["event_type"] is not None
+        paths[event["correlation_id"]].append(event["step"])
+    assert {("inner_x", "after"), ("inner_y", "after"), ("outer_b", "after")} == {tuple(p) for p in paths.values()}
+    delays = {(e["step"], e["payload"]["d"]) for e in events if e["causation_id"] is None}
+    assert {("inner_x", 7), ("inner_y", 3), ("outer_b", 7)} == delays
+
+
+def test_end_goto_and_outcome_on_a_branching_step_apply_after_the_branch(catalog_of):
+    """end on a step with branches ends the chain after the branch taken; its outcome is the default."""
+    from engine import RunOptions, Simulation
+
+    text = """
+        name: ends
+        steps:
+          - id: pick
+            end: true
+            outcome: picked
+            branches:
+              - {id: a, weight: 1, event_type: a}
+              - {id: b, weight: 1, event_type: b, outcome: b_done}
+          - {id: never, event_type: never}
+    """
+    sink = _Collect()
+    stats = Simulation(catalog_of({"e.yaml": text}), RunOptions(seed=2, start_ms=0, count=40), sink).run()
+    assert "never" not in {e["step"] for e in sink.events}
+    assert {("ends", "picked"), ("ends", "b_done")} == set(stats.by_outcome)
+
+
+def test_goto_on_a_branching_step_is_followed_after_the_branch(catalog_of):
+    """goto on a step with branches jumps after the branch taken, bounded by its max_visits."""
+    text = """
+        name: loops
+        steps:
+          - {id: start, event_type: start}
+          - id: pick
+            goto: start
+            max_visits: 2
+            branches:
+              - {id: a, weight: 1, event_type: a}
+              - {id: b, weight: 1, event_type: b}
+          - {id: done, event_type: done}
+    """
+    events = run(catalog_of({"l.yaml": text}), count=10)
+    paths = collections.defaultdict(list)
+    for event in events:
+        paths[event["correlation_id"]].append(event["step"])
+    for steps in paths.values():
+        assert ["start", steps[1], "start", steps[3], "start", "done"] == steps
