@@ -12,7 +12,10 @@ import difflib
 import functools
 import inspect
 import itertools
+import numbers
 import random
+import sys
+import types
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,7 +66,8 @@ class UnknownGeneratorError(TemplateRuntimeError):
 
 
 def _check_size(owner: str, argument: str, value: Any, limit: int = MAX_FAKER_SIZE) -> None:
-    if isinstance(value, int) and value > limit:
+    # Any real number: Faker takes 3e7 as readily as 30000000 (and NaN compares as not too big).
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not value <= limit:
         raise TemplateLimitError(f"{owner}: {argument}={value:,} is too big; the limit is {limit:,}")
 
 
@@ -74,9 +78,10 @@ def faker_for_locale(locale: str) -> faker.Faker:
         close = difflib.get_close_matches(locale, AVAILABLE_LOCALES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "; e.g. 'en_US' or 'de_DE'"
         raise ValueError(f"unknown Faker locale {locale!r}{hint}")
-    _SimulatedNow.install()
     _install_cached_weights()
-    return faker.Faker(locale)
+    instance = faker.Faker(locale)
+    _SimulatedNow.freeze_providers(instance._factories[0])
+    return instance
 
 
 @functools.cache
@@ -88,8 +93,16 @@ def generator_names(locale: str) -> frozenset[str]:
         for provider in generator.get_providers()
         for name in dir(provider)
         if not name.startswith("_") and callable(getattr(provider, name))
+        and not _dated_at_import(getattr(provider, name))
     }
     return frozenset(names - BLOCKED_GENERATORS)
+
+
+def _dated_at_import(method: Any) -> bool:
+    """A generator whose default arguments hold a date: computed from the wall clock when Faker was
+    imported (e.g. passport_dates(birthday=date.today())), so its output would depend on the day."""
+    defaults = getattr(method, "__defaults__", None) or ()
+    return any(isinstance(value, dt.date) for value in defaults)
 
 
 @functools.cache
@@ -97,47 +110,65 @@ def _signature(locale: str, name: str) -> inspect.Signature:
     return inspect.signature(getattr(faker_for_locale(locale)._factories[0], name))
 
 
-class _SimulatedNow:
-    """Faker's date generators read "now": make it the simulated time, so a seed gives the same dates.
+class _Same(type):
+    """isinstance(x, SimDatetime) is isinstance(x, datetime): Faker checks its arguments with it."""
 
-    faker.providers.date_time looks up `datetime`, `dtdate` and `_get_local_timezone` as module globals;
-    they are replaced once by subclasses whose now()/today() return `ms` (naive UTC, like Faker expects).
+    def __instancecheck__(self, obj: Any) -> bool:
+        return isinstance(obj, self.__mro__[1])
+
+    def __subclasscheck__(self, sub: Any) -> bool:
+        return issubclass(sub, self.__mro__[1])
+
+
+class _SimulatedNow:
+    """Faker's generators read "now" and "today": make them the simulated time, so a seed and a start
+    give the same values on any day.
+
+    Provider modules look `datetime`, `date` (or `dtdate`) up as module globals, or the datetime module
+    itself; `freeze(module)` replaces those globals with look-alikes whose now()/today() return `ms`
+    (naive UTC, as Faker expects), and the machine's time zone with UTC.
     """
 
     ms = 0
 
-    @classmethod
-    def install(cls) -> None:
-        from faker.providers import date_time as module
+    class SimDatetime(dt.datetime, metaclass=_Same):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            moment = dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=_SimulatedNow.ms)
+            return moment if tz is None else moment.replace(tzinfo=dt.UTC).astimezone(tz)
 
+        @classmethod
+        def today(cls) -> Any:
+            return cls.now()
+
+    class SimDate(dt.date, metaclass=_Same):
+        @classmethod
+        def today(cls) -> Any:
+            return _SimulatedNow.SimDatetime.now().date()
+
+    @classmethod
+    def freeze(cls, module: Any) -> None:
         if getattr(module, "_chainsim_clock", False):
             return
-        base_datetime, base_date = module.datetime, module.dtdate
+        patched = {dt.datetime: cls.SimDatetime, dt.date: cls.SimDate}
+        shim = types.SimpleNamespace(**{**vars(dt), "datetime": cls.SimDatetime, "date": cls.SimDate})
+        for name, value in list(vars(module).items()):
+            if value is dt:
+                setattr(module, name, shim)
+            elif isinstance(value, type) and value in patched:
+                setattr(module, name, patched[value])
+        if hasattr(module, "_get_local_timezone"):
+            module._get_local_timezone = lambda: dt.UTC  # not the machine's zone: same output everywhere
+        module._chainsim_clock = True
 
-        class Same(type):
-            """isinstance(x, SimDatetime) is isinstance(x, datetime): Faker checks its arguments with it."""
-
-            def __instancecheck__(self, obj: Any) -> bool:
-                return isinstance(obj, self.__mro__[1])
-
-            def __subclasscheck__(self, sub: Any) -> bool:
-                return issubclass(sub, self.__mro__[1])
-
-        class SimDatetime(base_datetime, metaclass=Same):  # type: ignore[misc, valid-type]
-            @classmethod
-            def now(klass, tz: Any = None) -> Any:
-                moment = base_datetime(1970, 1, 1) + dt.timedelta(milliseconds=cls.ms)
-                return moment if tz is None else moment.replace(tzinfo=dt.UTC).astimezone(tz)
-
-        class SimDate(base_date, metaclass=Same):  # type: ignore[misc, valid-type]
-            @classmethod
-            def today(klass) -> Any:
-                return (base_datetime(1970, 1, 1) + dt.timedelta(milliseconds=cls.ms)).date()
-
-        patch: Any = module  # replacing a library module's globals: out of the type checker's reach
-        patch.datetime, patch.dtdate = SimDatetime, SimDate
-        patch._get_local_timezone = lambda: dt.UTC  # not the machine's zone: same output everywhere
-        patch._chainsim_clock = True
+    @classmethod
+    def freeze_providers(cls, generator: Any) -> None:
+        """Freeze the modules of every provider class of a Faker generator, base classes included."""
+        for provider in generator.get_providers():
+            for klass in type(provider).__mro__:
+                module = sys.modules.get(klass.__module__)
+                if module is not None and klass.__module__.startswith("faker."):
+                    cls.freeze(module)
 
 
 def _named_arguments(name: str, locale: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:

@@ -226,3 +226,29 @@ def test_cached_weights_draw_exactly_what_faker_draws(locale: str) -> None:
     finally:
         BaseProvider.random_elements = patched
     assert plain == faster
+
+
+@pytest.mark.parametrize("size", ["3e7", "30000000.5", "10.0 ** 30"])
+def test_size_caps_take_floats_too(size: str) -> None:
+    """A float size (3e7, inf) is capped like an int: Faker would take it as readily."""
+    env = new_environment()
+    template = env.from_string("{{ faker.text(max_nb_chars=" + size + ") | length }}")
+    with pytest.raises(TemplateLimitError):
+        template.render(faker=FakerFacade("en_US", random.Random(1)))
+
+
+def test_generators_that_read_today_follow_the_simulated_clock() -> None:
+    """Locale providers that read today's date (ru_RU's OGRN year here) see the simulated time instead."""
+    from engine.fakers import set_time
+
+    facade = FakerFacade("ru_RU", random.Random(3))
+    set_time(facade, 1041379200000)  # 2003-01-01
+    years = {int(facade.businesses_ogrn()[1:3]) for _ in range(200)}
+    assert years <= {1, 2, 3}
+
+
+def test_generators_with_a_date_fixed_at_import_are_not_offered() -> None:
+    """passport_dates(birthday=date.today()) took its default on the day Faker was imported: refused."""
+    facade = FakerFacade("en_US", random.Random(3))
+    with pytest.raises(UnknownGeneratorError):
+        facade.passport_dates()
