@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from .errors import ChainError, Problem, RunError, UsageError
 from .loader import Catalog, load_catalog
 from .simulation import RunOptions, Simulation, Stats
@@ -34,7 +36,8 @@ class _ListSink:
         self.events: list[dict[str, Any]] = []
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        self.events.append(event)
+        # A copy of the event as written: the engine shares constant payload parts between events.
+        self.events.append(orjson.loads(line))
 
     def flush(self) -> None:
         pass

@@ -22,6 +22,8 @@ EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 VERBS = ("run", "validate", "list")
 DEV_INITIAL, DEV_INTERVAL = 20, "5s"
 WORKERS_LEAD_MS = 1000  # time given to wall-clock workers to start before the run begins
+MIN_INTERVAL_MS, MAX_RATE = 0.001, 1_000_000.0
+FIRST_MS, LAST_MS = -30610224000000, 253402300799999  # 1000-01-01 and 9999-12-31: four-digit years
 
 DESCRIPTION = """\
 Run declarative event chains (YAML) and write their events as JSON lines.
@@ -124,7 +126,7 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     clock = run.add_argument_group("clock")
     clock.add_argument("--realtime", action="store_true",
                        help="pace a finite run on the wall clock (development mode always does)")
-    clock.add_argument("--speed", type=_positive_float, default=1.0, metavar="F",
+    clock.add_argument("--speed", type=_positive_float, metavar="F",
                        help="with the wall clock, run simulated time F times faster (default: 1)")
     output = run.add_argument_group("output")
     output.add_argument("--output", "-o", metavar="FILE", help="write JSON lines to FILE instead of stdout")
@@ -183,6 +185,11 @@ def _options(args: argparse.Namespace) -> Any:
 
     if args.rate is not None and args.interval is not None:
         raise UsageError("give --rate (Poisson arrivals) or --interval (fixed gap), not both")
+    # Above a million chain starts per second, arrivals would stop moving simulated time forward.
+    if args.interval is not None and args.interval < MIN_INTERVAL_MS:
+        raise UsageError(f"--interval must be at least {MIN_INTERVAL_MS * 1000:g} µs (a million chains per second)")
+    if args.rate is not None and args.rate > MAX_RATE:
+        raise UsageError(f"--rate must be at most {MAX_RATE:,.0f} chain starts per second")
     finite = args.count is not None or args.duration is not None
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     realtime = args.realtime or not finite
@@ -196,8 +203,10 @@ def _options(args: argparse.Namespace) -> Any:
     else:
         try:
             start_ms = parse_timestamp(args.start)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise UsageError(f"--start {args.start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
+        if not FIRST_MS <= start_ms <= LAST_MS:
+            raise UsageError(f"--start {args.start!r} is outside the years 1000 to 9999 (RFC 3339 timestamps)")
     rate, interval = args.rate, args.interval
     if rate is None and interval is None:
         rate, interval = (DEFAULT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
@@ -205,10 +214,10 @@ def _options(args: argparse.Namespace) -> Any:
     duration = None if args.duration is None else round(args.duration)
     if lead_ms and wall_origin is None:
         wall_origin = time.time() + lead_ms / 1000
-    if args.speed != 1.0 and not realtime:
+    if args.speed is not None and not realtime:
         raise UsageError("--speed paces the wall clock: add --realtime (a --count run is in virtual time)")
     return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,
-                      initial=initial, realtime=realtime, speed=args.speed, duration_ms=duration,
+                      initial=initial, realtime=realtime, speed=args.speed or 1.0, duration_ms=duration,
                       shard=args.shard or (0, 1), wall_origin=wall_origin)
 
 
@@ -263,8 +272,12 @@ def _run(args: argparse.Namespace) -> int:
             f"{catalog.locate(error.file, error.path)}: {json_path(error.path)}: template error at run time: {error}",
             "the events before this one were written; fix the template and run again",
         )
+        if args.keyed:
+            sink.stop_here()  # tells the parent where the run stops, as one process would
     except BrokenPipeError:
         _silence_stdout()
+    except (OSError, RunError) as error:  # a sink that cannot write (disk full, a broker gone...)
+        failure = _sink_failure(error)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -272,6 +285,8 @@ def _run(args: argparse.Namespace) -> int:
             sink.close()
         except BrokenPipeError:
             _silence_stdout()
+        except (OSError, RunError) as error:
+            failure = failure or _sink_failure(error)
     if args.keyed:
         from .workers import stats_line
 
@@ -284,23 +299,54 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sink_failure(error: Exception) -> RunError:
+    if isinstance(error, RunError):
+        return error
+    return RunError(f"cannot write events: {getattr(error, 'strerror', None) or error}",
+                    "the events before it were handed to the sink")
+
+
 def _run_workers(args: argparse.Namespace, options: Any) -> int:
+    from .loader import load_catalog
     from .summary import summary
-    from .workers import run_workers
+    from .workers import run_workers, spawn_workers, stop_workers
 
     if args.shard is not None:
         raise UsageError("give --workers or --shard, not both")
-    sink = _open_sinks(args)
+    processes = spawn_workers(args.chains, options, args.workers)
+    try:
+        load_catalog(args.chains)  # while the workers start: errors once, and before any output is opened
+        sink = _open_sinks(args)
+    except BaseException:
+        stop_workers(processes)
+        for process in processes:
+            process.wait()
+        raise
     began = time.perf_counter()
     try:
-        stats, errors = run_workers(args.chains, options, args.workers, sink)
-    finally:
+        stats, errors = run_workers(processes, options, sink)
+    except BrokenPipeError:
+        _silence_stdout()
+        stats, errors = _stopped(processes), []
+    try:
         sink.close()
-    if not errors or stats.started:
-        print(summary(stats, options, time.perf_counter() - began, verbose=not args.quiet), file=sys.stderr)
+    except BrokenPipeError:
+        _silence_stdout()
+    print(summary(stats, options, time.perf_counter() - began, verbose=not args.quiet), file=sys.stderr)
     for line in errors:
         print(line, file=sys.stderr)
     return EXIT_INVALID if errors else EXIT_OK
+
+
+def _stopped(processes: Any) -> Any:
+    """The workers of a run whose reader went away: stopped and waited for; nothing to count."""
+    from .simulation import Stats
+    from .workers import stop_workers
+
+    stop_workers(processes)
+    for process in processes:
+        process.wait()
+    return Stats()
 
 
 def _silence_stdout() -> None:

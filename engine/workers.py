@@ -57,6 +57,12 @@ class KeyedSink:
     def flush(self) -> None:
         self.flush_until(self.scheduler.now)
 
+    def stop_here(self) -> None:
+        """Mark where this worker's run failed: the event due now (at this rank) was not written."""
+        scheduler = self.scheduler
+        self._chunks.append(b"%013d%010d%s\n" % (scheduler.now - scheduler.start_ms, scheduler.rank + 1, STOP))
+        self.flush()
+
     def flush_until(self, at: int) -> None:
         """Write what is buffered, then a watermark: nothing this worker writes later sorts before `at`.
 
@@ -109,7 +115,12 @@ def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int) 
 
 KEY_BYTES = 23
 WATERMARK = b"0" * 10  # the rank digits of a watermark line
+STOP = b"!"  # a worker's line that marks where its run failed
 LAST = b"9" * KEY_BYTES  # the frontier of a worker that has finished
+
+
+class _Stop(Exception):
+    """A worker's stop mark reached the front of the merge."""
 
 
 def _writer(sink: Sink) -> Callable[[bytes], None]:
@@ -117,6 +128,8 @@ def _writer(sink: Sink) -> Callable[[bytes], None]:
 
     def emit(keyed: bytes) -> None:
         line = keyed[KEY_BYTES:]
+        if line[:1] == STOP:
+            raise _Stop
         write(orjson.loads(line) if needs_event else {}, line)
 
     return emit
@@ -126,6 +139,8 @@ def _merge(streams: list[IO[bytes]], sink: Sink) -> None:
     """Virtual time: the merge may wait for every worker's next line (watermarks are skipped)."""
     emit = _writer(sink)
     for keyed in heapq.merge(*streams):
+        if keyed[KEY_BYTES:KEY_BYTES + 1] == STOP:
+            return
         if keyed[13:KEY_BYTES] != WATERMARK:
             emit(keyed)
 
@@ -176,12 +191,8 @@ def _release(pending: list[collections.deque[bytes]], low: bytes, emit: Callable
     return released
 
 
-def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> tuple[Stats, list[str]]:
-    """Run `workers` processes and merge their events into `sink`; (added-up stats, error lines).
-
-    Each worker validates the chain files itself; invalid files make every worker exit with the same
-    report, which comes back once among the error lines.
-    """
+def spawn_workers(chains: str, options: RunOptions, workers: int) -> list[subprocess.Popen[bytes]]:
+    """Start the worker processes (they load and validate the chain files themselves)."""
     processes = [
         subprocess.Popen([sys.executable, "-m", "engine", *worker_arguments(chains, options, i, workers)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -189,6 +200,24 @@ def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> t
     ]
     for process in processes:
         _enlarge_pipe(process.stdout)
+    return processes
+
+
+def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Ask every worker to stop, and stop reading them: one blocked on a full pipe then ends too."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def run_workers(processes: list[subprocess.Popen[bytes]], options: RunOptions, sink: Sink) -> tuple[Stats, list[str]]:
+    """Merge the workers' events into `sink` until they finish; (added-up stats, error lines).
+
+    A worker that fails at run time writes a stop mark where the one-process run would have stopped;
+    the merge ends there and the other workers are stopped, so the output is still that of one process.
+    """
     total = Stats()
     said: list[list[str]] = [[] for _ in processes]  # each worker's lines on stderr, other than its stats
     readers = [threading.Thread(target=_read_stderr, args=(p.stderr, total, lines), daemon=True)
@@ -206,9 +235,12 @@ def run_workers(chains: str, options: RunOptions, workers: int, sink: Sink) -> t
     try:
         streams = [p.stdout for p in processes if p.stdout is not None]
         (_merge_paced if options.realtime else _merge)(streams, sink)
+    except _Stop:
+        pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        stop_workers(processes)  # after a stop mark or a failing sink; a no-op for finished workers
         for process in processes:
             process.wait()
         for reader in readers:

@@ -87,3 +87,39 @@ def test_invalid_chains_are_reported_once_with_workers(chain_dir):
     assert (2, 2) == (single.returncode, parallel.returncode)
     assert single.stderr == parallel.stderr
     assert 1 == parallel.stderr.decode().count("unknown key 'dely'")
+
+
+def test_a_worker_failing_at_run_time_stops_the_run_where_one_process_would(chain_dir):
+    """A template error in one worker ends the merged output at the same event as one process, exit 2."""
+    folder = chain_dir({"div.yaml": """
+        name: div
+        steps:
+          - {id: one, event_type: t, payload: {ratio: "{{ 10 // (chain.instance - 40) }}"}}
+          - {id: two, event_type: u, delay: 300}
+    """})
+    args = ["--chains", str(folder), "--count", "100", "--rate", "20", "--seed", "1", "--start", START, "-q"]
+    single, parallel = cli(*args, cwd=folder.parent), cli(*args, "--workers", "2", cwd=folder.parent)
+    assert (2, 2) == (single.returncode, parallel.returncode)
+    assert single.stdout == parallel.stdout != b""
+    assert "ZeroDivisionError" in parallel.stderr.decode()
+
+
+def test_workers_with_a_closed_pipe_end_quietly():
+    """`chainsim --workers 2 ... | head -1` stops the workers without hanging or a traceback."""
+    import subprocess
+    import sys
+
+    command = f"{sys.executable} -m engine --chains {CHAINS} --count 200000 --seed 1 --workers 2 | head -1"
+    result = subprocess.run(command, shell=True, capture_output=True, timeout=60)
+    assert 1 == len(result.stdout.splitlines())
+    assert b"Traceback" not in result.stderr
+
+
+def test_invalid_chains_with_workers_leave_the_output_file_alone(chain_dir, tmp_path):
+    """Validation comes before any output is opened: an existing --output file is not truncated."""
+    folder = chain_dir({"bad.yaml": "name: bad\nsteps: [{id: a, event_type: t, dely: 5}]\n"})
+    target = tmp_path / "keep.jsonl"
+    target.write_text("precious\n")
+    result = cli("--chains", str(folder), "--count", "10", "--workers", "2", "-o", str(target))
+    assert 2 == result.returncode
+    assert "precious\n" == target.read_text()
