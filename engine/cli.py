@@ -193,13 +193,8 @@ def _options(args: argparse.Namespace) -> Any:
     finite = args.count is not None or args.duration is not None
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     realtime = args.realtime or not finite
-    # Workers on the wall clock start together, a moment from now, so all are ready when the run begins.
-    lead_ms = WORKERS_LEAD_MS if realtime and args.workers > 1 else 0
-    wall_origin = args.wall_origin
     if args.start is None:
-        start_ms = int(time.time() * 1000) + lead_ms
-        if lead_ms:
-            wall_origin = start_ms / 1000
+        start_ms = int(time.time() * 1000)
     else:
         try:
             start_ms = parse_timestamp(args.start)
@@ -207,13 +202,19 @@ def _options(args: argparse.Namespace) -> Any:
             raise UsageError(f"--start {args.start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
         if not FIRST_MS <= start_ms <= LAST_MS:
             raise UsageError(f"--start {args.start!r} is outside the years 1000 to 9999 (RFC 3339 timestamps)")
+    wall_origin = args.wall_origin
+    if realtime and args.workers > 1:
+        # Workers on the wall clock start together, a moment from now, so all are ready when the run begins;
+        # without --start, the simulated start is that moment too.
+        wall_origin = time.time() + WORKERS_LEAD_MS / 1000
+        if args.start is None:
+            start_ms = round(wall_origin * 1000)
+            wall_origin = start_ms / 1000
     rate, interval = args.rate, args.interval
     if rate is None and interval is None:
         rate, interval = (DEFAULT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
     initial = args.initial if args.initial is not None else (1 if finite else DEV_INITIAL)
     duration = None if args.duration is None else round(args.duration)
-    if lead_ms and wall_origin is None:
-        wall_origin = time.time() + lead_ms / 1000
     if args.speed is not None and not realtime:
         raise UsageError("--speed paces the wall clock: add --realtime (a --count run is in virtual time)")
     return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -47,6 +48,12 @@ class Problem:
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
+
+
+def did_you_mean(name: str, known: Iterable[str], otherwise: str) -> str:
+    """The hint for a name that is not known: the closest known one, else `otherwise`."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean {close[0]!r}?" if close else otherwise
 
 
 class ChainError(ValueError):

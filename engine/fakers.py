@@ -27,7 +27,8 @@ from jinja2.exceptions import TemplateRuntimeError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import SecurityError
 
-from engine.sandbox import TemplateLimitError
+from .errors import did_you_mean
+from .sandbox import TemplateLimitError
 
 MAX_FAKER_SIZE = 10_000  # largest size/length/count argument a generator accepts
 
@@ -75,9 +76,8 @@ def _check_size(owner: str, argument: str, value: Any, limit: int = MAX_FAKER_SI
 def faker_for_locale(locale: str) -> faker.Faker:
     """The shared Faker for a locale (building one is slow); facades never reseed it."""
     if locale not in AVAILABLE_LOCALES:
-        close = difflib.get_close_matches(locale, AVAILABLE_LOCALES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; e.g. 'en_US' or 'de_DE'"
-        raise ValueError(f"unknown Faker locale {locale!r}{hint}")
+        raise ValueError(f"unknown Faker locale {locale!r}; "
+                         + did_you_mean(locale, AVAILABLE_LOCALES, "e.g. 'en_US' or 'de_DE'"))
     _install_cached_weights()
     instance = faker.Faker(locale)
     _SimulatedNow.freeze_providers(instance._factories[0])
@@ -289,8 +289,7 @@ class FakerFacade:
             _check_arguments(name, self._locale, args, kwargs)
 
     def _generate(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if args or kwargs:
-            _check_arguments(name, self._locale, args, kwargs)
+        self._check(name, args, kwargs)
         return self._generate_checked(name, args, kwargs)
 
     def _generate_checked(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

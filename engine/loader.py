@@ -7,7 +7,6 @@ branches so undefined names, unknown Faker generators and template errors surfac
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path as FsPath
@@ -19,7 +18,7 @@ import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import _yaml, schema
-from .errors import ChainError, Path, Problem
+from .errors import ChainError, Path, Problem, did_you_mean
 from .events import Clock
 from .interpreter import ChainInstance, Node, Program
 from .model import Chain
@@ -293,10 +292,7 @@ def _value_at(data: Any, path: Path) -> Any:
 
 def _did_you_mean(name: str, known: Iterable[str], noun: str) -> str:
     known = list(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return f"{noun}: {', '.join(known) or 'none'}"
+    return did_you_mean(name, known, f"{noun}: {', '.join(known) or 'none'}")
 
 
 def _explain_missing(message: str, source: Any, chain: Chain, data: dict[str, Any],

@@ -6,7 +6,6 @@ max, duplicate step ids, unknown or unbounded `goto`s) and reports each problem 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,13 +13,14 @@ import attrs
 from faker.config import AVAILABLE_LOCALES
 
 from .delays import Delay
-from .errors import Path, json_path
+from .errors import Path, did_you_mean, json_path
+from .schema import HINTS
 
 Report = Callable[..., None]  # report(path, message, hint="", key=False)
 
 DEFAULT_ENVELOPE = {"tenant_id": "default-tenant", "namespace": "development"}
 DEFAULT_LOCALE = "en_US"
-RANGE_HINT = "a delay range is [min, max] in milliseconds, e.g. delay: [500, 1500]"
+RANGE_HINT = HINTS[("minItems", "delay")]
 # What a Delay's error is about (its first word) -> the key it points at, and what to do.
 DELAY_HINTS = {
     "max": "min is the smallest delay and max the largest: swap them, or fix one",
@@ -72,9 +72,6 @@ class Chain:
         for step in self.steps:
             yield from step.walk()
 
-    def event_types(self) -> list[str]:
-        return list(dict.fromkeys(s.event_type for s in self.walk() if s.event_type))
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], file: str, report: Report) -> Chain:
         """Build from schema-valid data; report what the schema cannot catch."""
@@ -95,9 +92,8 @@ class Chain:
             vars=dict(data.get("vars", {})),
         )
         if chain.locale not in AVAILABLE_LOCALES:
-            close = difflib.get_close_matches(chain.locale, AVAILABLE_LOCALES, n=1)
             report(("locale",), f"unknown Faker locale {chain.locale!r}",
-                   f"did you mean {close[0]!r}?" if close else "a Faker locale looks like en_US or de_DE")
+                   did_you_mean(chain.locale, AVAILABLE_LOCALES, "a Faker locale looks like en_US or de_DE"))
         _check_ids(chain, report)
         return chain
 
@@ -173,8 +169,7 @@ def _check_ids(chain: Chain, report: Report) -> None:
             continue
         target = seen.get(step.goto)
         if target is None:
-            close = difflib.get_close_matches(step.goto, list(seen), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"step ids in this chain: {', '.join(seen)}"
+            hint = did_you_mean(step.goto, seen, f"step ids in this chain: {', '.join(seen)}")
             report((*step.path, "goto"), f"goto names unknown step {step.goto!r}", hint)
         elif target.index <= step.index and step.max_visits is None:
             report((*step.path, "goto"), f"goto {step.goto!r} jumps back: an unbounded loop",

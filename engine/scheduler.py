@@ -50,9 +50,6 @@ class Scheduler:
     def stopped(self) -> bool:
         return self._stopped
 
-    def pending(self) -> int:
-        return len(self._heap)
-
     def run(self, until: int | None = None) -> None:
         """Run until the heap is empty, `until` (ms) is passed, or stop() is called."""
         heap, pop, push, counter = self._heap, heapq.heappop, heapq.heappush, self._counter

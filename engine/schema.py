@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from importlib import resources
@@ -15,7 +14,7 @@ from typing import Any
 import jsonschema
 
 from ._yaml import Document
-from .errors import Path, Problem
+from .errors import Path, Problem, did_you_mean
 
 SCHEMA_NAME = "chain.schema.json"
 
@@ -169,8 +168,7 @@ def _unknown_key_problems(
     for key in instance:
         if key in known:
             continue
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(known)}"
+        hint = did_you_mean(key, known, f"known keys here: {', '.join(known)}")
         mark = doc.mark((*path, key), key=True)
         problems.append(Problem(file, mark.line, mark.column, (*path, key), f"unknown key {key!r}", "", hint))
     return problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import itertools
 from random import Random
 from typing import Any
 
@@ -68,7 +69,7 @@ class Arrivals:
         self.rng = Random(f"{self.options.seed}:arrivals")
         chains = simulation.catalog.chains
         self.chains = [chain.name for chain in chains]
-        self.cumulative = list(_running_total(chain.weight for chain in chains))
+        self.cumulative = list(itertools.accumulate(chain.weight for chain in chains))
         self.burst = max(self.options.initial, 1)  # chains to start at the first resume
         self.at = 0.0  # exact time of the next arrival: gaps add up unrounded, so a high rate stays exact
 
@@ -104,13 +105,6 @@ class Arrivals:
             return self.options.interval_ms
         rate = self.options.rate or DEFAULT_RATE
         return self.rng.expovariate(rate / 1000.0)
-
-
-def _running_total(values: Any) -> Any:
-    total = 0.0
-    for value in values:
-        total += value
-        yield total
 
 
 class Simulation:
