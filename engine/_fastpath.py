@@ -19,7 +19,7 @@ from typing import Any, cast
 from jinja2 import nodes
 from jinja2.exceptions import UndefinedError
 from jinja2.filters import FILTERS
-from jinja2.runtime import new_context
+from jinja2.runtime import Undefined, new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
@@ -73,7 +73,7 @@ def compile_fast_output(env: ImmutableSandboxedEnvironment, template: nodes.Temp
                 out.append(part)
             else:
                 value = part(context)
-                if value.__class__.__name__ == "StrictUndefined":
+                if isinstance(value, Undefined):
                     value._fail_with_undefined_error()
                 out.append(str(finalize(None, value) if finalize else value))
         return env.concat(out)  # type: ignore[attr-defined]
@@ -124,7 +124,7 @@ class _Compiler:
                 except KeyError:
                     return _undefined(f"'dict object' has no attribute {attr!r}")
             value = env_getattr(obj, attr)
-            if value.__class__.__name__ == "StrictUndefined":
+            if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
             return value
 
@@ -138,7 +138,7 @@ class _Compiler:
 
         def get(context: Mapping[str, Any]) -> Any:
             value = env_getitem(inner(context), key(context))
-            if value.__class__.__name__ == "StrictUndefined":
+            if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
             return value
 
@@ -185,7 +185,7 @@ class _Compiler:
                 # The sandbox's own attribute check, as a full render does; its answer depends only
                 # on the facade's class and the name, so it is asked once per class.
                 function = env_getattr(target, method)
-                if function.__class__.__name__ == "StrictUndefined":
+                if isinstance(function, Undefined):
                     function._fail_with_undefined_error()
                 checked.add(kind)
             if constant:
