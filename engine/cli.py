@@ -309,6 +309,7 @@ def _sink_failure(error: Exception) -> RunError:
 
 def _run_workers(args: argparse.Namespace, options: Any) -> int:
     from .loader import load_catalog
+    from .simulation import Stats
     from .summary import summary
     from .workers import run_workers, spawn_workers, stop_workers
 
@@ -320,34 +321,25 @@ def _run_workers(args: argparse.Namespace, options: Any) -> int:
         sink = _open_sinks(args)
     except BaseException:
         stop_workers(processes)
-        for process in processes:
-            process.wait()
         raise
     began = time.perf_counter()
     try:
         stats, errors = run_workers(processes, options, sink)
-    except BrokenPipeError:
+    except BrokenPipeError:  # the workers were stopped on the way out
         _silence_stdout()
-        stats, errors = _stopped(processes), []
+        stats, errors = Stats(), []
+    except (OSError, RunError) as error:
+        stats, errors = Stats(), [f"chainsim: error: {_sink_failure(error)}"]
     try:
         sink.close()
     except BrokenPipeError:
         _silence_stdout()
+    except (OSError, RunError) as error:
+        errors = errors or [f"chainsim: error: {_sink_failure(error)}"]
     print(summary(stats, options, time.perf_counter() - began, verbose=not args.quiet), file=sys.stderr)
     for line in errors:
         print(line, file=sys.stderr)
     return EXIT_INVALID if errors else EXIT_OK
-
-
-def _stopped(processes: Any) -> Any:
-    """The workers of a run whose reader went away: stopped and waited for; nothing to count."""
-    from .simulation import Stats
-    from .workers import stop_workers
-
-    stop_workers(processes)
-    for process in processes:
-        process.wait()
-    return Stats()
 
 
 def _silence_stdout() -> None:

@@ -204,12 +204,14 @@ def spawn_workers(chains: str, options: RunOptions, workers: int) -> list[subpro
 
 
 def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
-    """Ask every worker to stop, and stop reading them: one blocked on a full pipe then ends too."""
+    """Ask every worker to stop and stop reading them (one blocked on a full pipe then ends too); wait."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         if process.stdout is not None:
             process.stdout.close()
+    for process in processes:
+        process.wait()
 
 
 def run_workers(processes: list[subprocess.Popen[bytes]], options: RunOptions, sink: Sink) -> tuple[Stats, list[str]]:
@@ -240,9 +242,7 @@ def run_workers(processes: list[subprocess.Popen[bytes]], options: RunOptions, s
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        stop_workers(processes)  # after a stop mark or a failing sink; a no-op for finished workers
-        for process in processes:
-            process.wait()
+        stop_workers(processes)  # after a stop mark or a failing sink; finished workers are just waited for
         for reader in readers:
             reader.join()
     # Workers load the same files: when they fail, they all say the same, so one of them is enough.
