@@ -49,6 +49,14 @@ RETRY = """
 """
 
 
+def steps_by_instance(events: list[dict]) -> dict[str, list[str]]:
+    """The step ids of each chain instance, in the order emitted."""
+    paths: dict[str, list[str]] = collections.defaultdict(list)
+    for event in events:
+        paths[event["correlation_id"]].append(event["step"])
+    return paths
+
+
 def test_a_chain_emits_its_steps_in_order_with_one_correlation_id(catalog_of):
     """Each instance emits its steps in order, sharing one correlation id, each caused by the one before."""
     events = run(catalog_of({"two.yaml": TWO_STEPS}), count=1)
@@ -136,9 +144,7 @@ def test_a_bounded_retry_loop_ends_and_records_the_outcome(catalog_of):
     sink = _Collect()
     simulation = Simulation(catalog, RunOptions(seed=3, start_ms=START_MS, count=400, rate=5), sink)
     stats = simulation.run()
-    per_instance = collections.defaultdict(list)
-    for event in sink.events:
-        per_instance[event["correlation_id"]].append(event["step"])
+    per_instance = steps_by_instance(sink.events)
     for steps in per_instance.values():
         assert steps.count("retried") <= 2
         assert steps.count("started") == steps.count("retried") + 1
@@ -173,9 +179,7 @@ def test_a_branch_continues_after_the_branching_step(catalog_of):
           - {id: after, event_type: after}
     """
     events = run(catalog_of({"b.yaml": text}), count=50)
-    paths = collections.defaultdict(list)
-    for event in events:
-        paths[event["correlation_id"]].append(event["step"])
+    paths = steps_by_instance(events)
     assert {("left", "left_more", "after"), ("right", "after")} == {tuple(p) for p in paths.values()}
 
 
@@ -237,10 +241,8 @@ def test_branches_can_branch_again(catalog_of):
           - {id: after, event_type: after}
     """
     events = run(catalog_of({"n.yaml": text}), count=60)
-    paths = collections.defaultdict(list)
-    for event in events:
-        assert event["event_type"] is not None
-        paths[event["correlation_id"]].append(event["step"])
+    assert all(event["event_type"] is not None for event in events)
+    paths = steps_by_instance(events)
     assert {("inner_x", "after"), ("inner_y", "after"), ("outer_b", "after")} == {tuple(p) for p in paths.values()}
     delays = {(e["step"], e["payload"]["d"]) for e in events if e["causation_id"] is None}
     assert {("inner_x", 7), ("inner_y", 3), ("outer_b", 7)} == delays
@@ -282,8 +284,5 @@ def test_goto_on_a_branching_step_is_followed_after_the_branch(catalog_of):
           - {id: done, event_type: done}
     """
     events = run(catalog_of({"l.yaml": text}), count=10)
-    paths = collections.defaultdict(list)
-    for event in events:
-        paths[event["correlation_id"]].append(event["step"])
-    for steps in paths.values():
+    for steps in steps_by_instance(events).values():
         assert ["start", steps[1], "start", steps[3], "start", "done"] == steps
