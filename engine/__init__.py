@@ -9,13 +9,16 @@ The public surface, for programs and tests that drive the engine directly:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .errors import ChainError, Problem, RunError, UsageError
-from .loader import Catalog, load_catalog
-from .simulation import RunOptions, Simulation, Stats
+from .options import RunOptions, Stats
+
+if TYPE_CHECKING:
+    from .loader import Catalog, load_catalog
+    from .simulation import Simulation
 
 __all__ = [
     "Catalog",
@@ -29,6 +32,21 @@ __all__ = [
     "load_catalog",
     "run_to_list",
 ]
+
+
+_LAZY = {"Catalog": "loader", "load_catalog": "loader", "Simulation": "simulation"}
+
+
+def __getattr__(name: str) -> Any:
+    """The loader and the simulation are imported on first use: `python -m engine` starts with this
+    package, and the parent of `--workers` needs neither (nor the libraries they import)."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _ListSink:
@@ -50,6 +68,8 @@ def run_to_list(catalog: Catalog, options: RunOptions) -> list[dict[str, Any]]:
     """Run and return the events, in order (for tests and notebooks); needs a count or a duration."""
     if options.count is None and options.duration_ms is None:
         raise ValueError("run_to_list needs RunOptions with count or duration_ms: the run would never end")
+    from .simulation import Simulation
+
     sink = _ListSink()
     Simulation(catalog, options, sink).run()
     return sink.events

@@ -16,7 +16,7 @@ from typing import Any
 
 from .delays import parse_duration
 from .errors import ChainError, RunError, UsageError, json_path
-from .simulation import DEFAULT_RATE
+from .options import DEFAULT_RATE
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 VERBS = ("run", "validate", "list")
@@ -181,7 +181,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _options(args: argparse.Namespace) -> Any:
     from .events import parse_timestamp
-    from .simulation import RunOptions
+    from .options import RunOptions
 
     if args.rate is not None and args.interval is not None:
         raise UsageError("give --rate (Poisson arrivals) or --interval (fixed gap), not both")
@@ -237,14 +237,14 @@ def _open_sinks(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    options = _options(args)
+    if args.workers > 1:
+        return _run_workers(args, options)
     from .loader import load_catalog
     from .payload import RenderError
     from .simulation import Simulation
     from .summary import summary
 
-    options = _options(args)
-    if args.workers > 1:
-        return _run_workers(args, options)
     catalog = load_catalog(args.chains)
     if args.keyed:
         from .workers import KeyedSink
@@ -255,6 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     simulation = Simulation(catalog, options, sink)
     if args.keyed:
         sink.scheduler = simulation.scheduler
+        sink.flush_until(options.start_ms)  # tells the parent this worker has loaded the files
     began = time.perf_counter()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -308,23 +309,29 @@ def _sink_failure(error: Exception) -> RunError:
 
 
 def _run_workers(args: argparse.Namespace, options: Any) -> int:
-    from .loader import load_catalog
-    from .simulation import Stats
+    from .options import Stats
     from .summary import summary
     from .workers import run_workers, spawn_workers, stop_workers
 
     if args.shard is not None:
         raise UsageError("give --workers or --shard, not both")
-    processes = spawn_workers(args.chains, options, args.workers)
+    # The workers load and check the chain files; the parent does not (on two cores, a third process
+    # loading them would only slow the workers down). It opens the sinks once every worker is ready, so
+    # invalid files leave the output alone.
+    workers = spawn_workers(args.chains, options, args.workers)
     try:
-        load_catalog(args.chains)  # while the workers start: errors once, and before any output is opened
+        if not workers.ready():
+            stop_workers(workers)
+            for line in workers.errors():
+                print(line, file=sys.stderr)
+            return EXIT_INVALID
         sink = _open_sinks(args)
     except BaseException:
-        stop_workers(processes)
+        stop_workers(workers)
         raise
     began = time.perf_counter()
     try:
-        stats, errors = run_workers(processes, options, sink)
+        stats, errors = run_workers(workers, options, sink)
     except BrokenPipeError:  # the workers were stopped on the way out
         _silence_stdout()
         stats, errors = Stats(), []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .events import format_timestamp
-from .simulation import RunOptions, Stats
+from .options import RunOptions, Stats
 
 
 def summary(stats: Stats, options: RunOptions, seconds: float, verbose: bool = True) -> str:

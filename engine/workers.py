@@ -3,30 +3,30 @@
 Shard i of n starts only the chain instances whose number in the run is i modulo n (every shard runs
 the cheap arrival process in full, so instance numbers and random streams are those of one process).
 A worker writes each line behind its scheduler key, as fixed-width digits (13 of time since the start,
-10 of rank) that sort as bytes; the parent merges the workers' streams on those bytes, which is the
-scheduler's own order, so N workers give byte for byte the output of one process. (Two lines of one
-worker are never compared: a merge holds one line per stream, and a rank belongs to one worker.)
-Workers report their counts on stderr as one `chainsim-stats {json}` line.
+10 of rank) that sort as bytes; the parent merges the workers' streams on those keys, which is the
+scheduler's own order, so N workers give byte for byte the output of one process. A rank belongs to
+one worker, so two workers' events never share a key; one worker's lines with equal keys keep their order.
+Workers load and check the chain files themselves; the first line each writes says it is ready. They
+report their counts on stderr as one `chainsim-stats {json}` line.
 """
 
 from __future__ import annotations
 
-import collections
-import heapq
+import bisect
+import operator
 import os
 import select
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
 
 from .events import format_timestamp
+from .options import RunOptions, Stats
 from .scheduler import Scheduler
-from .simulation import RunOptions, Stats
 from .sinks import Sink
 
 STATS_PREFIX = "chainsim-stats "
@@ -114,85 +114,151 @@ def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int) 
 
 
 KEY_BYTES = 23
+KEY = operator.itemgetter(slice(0, KEY_BYTES))
+_UNKEYED = operator.itemgetter(slice(KEY_BYTES, None))
 WATERMARK = b"0" * 10  # the rank digits of a watermark line
 STOP = b"!"  # a worker's line that marks where its run failed
 LAST = b"9" * KEY_BYTES  # the frontier of a worker that has finished
+WATERMARK_BYTES = KEY_BYTES + 1  # a watermark line: its key and a newline
+STOP_BYTES = KEY_BYTES + 2  # a stop mark: its key, STOP and a newline
+HOLD_LINES = 50_000  # a worker this far ahead of the merge is not read until the others catch up
+READ_BYTES = 1 << 20
 
 
-class _Stop(Exception):
-    """A worker's stop mark reached the front of the merge."""
+class Workers:
+    """The worker processes of one run, and the merge of their keyed lines into one sink.
 
+    The merge reads whatever any worker has written and passes on, in key order, every line that no
+    worker can still precede: every worker's last key (event or watermark) is at or after it. Lines are
+    merged in batches: the workers' runs of lines are joined and sorted on their keys in C (a stable sort,
+    so lines of one worker with equal keys keep their order). A worker that runs far ahead is not read
+    until the others catch up, so the parent's memory stays flat and the worker waits on its full pipe.
+    """
 
-def _writer(sink: Sink) -> Callable[[bytes], None]:
-    needs_event, write = getattr(sink, "needs_event", True), sink.write
+    def __init__(self, processes: list[subprocess.Popen[bytes]]) -> None:
+        self.processes = processes
+        self.streams = [p.stdout for p in processes if p.stdout is not None]
+        count = len(self.streams)
+        self._lines: list[list[bytes]] = [[] for _ in range(count)]  # read, not yet passed on; key order
+        self._frontier = [b""] * count  # each worker's last key read (LAST once it has ended)
+        self._partial = [b""] * count
+        self._started = [False] * count  # each worker's first line has been read
+        self._stop: bytes | None = None  # the key of the lowest stop mark read
+        self.said: list[list[str]] = [[] for _ in processes]  # each worker's lines on stderr, but its stats
+        self.stats = Stats()
+        self._readers = [threading.Thread(target=_read_stderr, args=(p.stderr, self.stats, lines), daemon=True)
+                         for p, lines in zip(processes, self.said, strict=True)]
+        for reader in self._readers:
+            reader.start()
 
-    def emit(keyed: bytes) -> None:
-        line = keyed[KEY_BYTES:]
-        if line[:1] == STOP:
-            raise _Stop
-        write(orjson.loads(line) if needs_event else {}, line)
+    def ready(self) -> bool:
+        """Wait until every worker has loaded the chain files (a worker's first line says so).
 
-    return emit
+        False when one ended before that: it could not load them, and its report is in `errors()`.
+        """
+        while not all(self._started):
+            if any(front == LAST for front, started in zip(self._frontier, self._started, strict=True)
+                   if not started):
+                return False
+            self._read(wait=True)
+        return True
 
+    def merge(self, sink: Sink, paced: bool) -> None:
+        """Pass every worker's events on to `sink` in key order until all have ended (or one stops).
 
-def _merge(streams: list[IO[bytes]], sink: Sink) -> None:
-    """Virtual time: the merge may wait for every worker's next line (watermarks are skipped)."""
-    emit = _writer(sink)
-    for keyed in heapq.merge(*streams):
-        if keyed[KEY_BYTES:KEY_BYTES + 1] == STOP:
-            return
-        if keyed[13:KEY_BYTES] != WATERMARK:
-            emit(keyed)
+        `paced` (wall clock): flush the sink after each batch, so events leave as soon as they may.
+        """
+        write, loads = sink.write, orjson.loads
+        # A sink that takes encoded lines only gets each batch as one block, keys cut off in C.
+        write_lines = None if getattr(sink, "needs_event", True) else getattr(sink, "write_lines", None)
+        while True:
+            batch = self._release()
+            if write_lines is not None:
+                if batch:
+                    write_lines(b"".join(map(_UNKEYED, batch)))
+            else:
+                for line in batch:
+                    event = line[KEY_BYTES:]
+                    write(loads(event), event)
+            if paced and batch:
+                sink.flush()
+            if self._done():
+                return
+            self._read(wait=not batch)
 
+    def _done(self) -> bool:
+        """Every worker has ended and all is passed on, or a stop mark has been reached."""
+        if self._stop is not None and min(self._frontier) >= self._stop:
+            return not any(lines and lines[0] < self._stop for lines in self._lines)
+        return all(front == LAST for front in self._frontier) and not any(self._lines)
 
-def _merge_paced(streams: list[IO[bytes]], sink: Sink) -> None:
-    """Wall clock: read whatever any worker has written; pass on each line once no worker can still
-    write one before it (every worker's last key, event or watermark, is at or after it)."""
-    emit = _writer(sink)
-    count = len(streams)
-    frontier = [b""] * count
-    pending: list[collections.deque[bytes]] = [collections.deque() for _ in streams]
-    partial = [b""] * count
-    poller = select.poll()
-    owner = {}
-    for index, stream in enumerate(streams):
-        owner[stream.fileno()] = index
-        poller.register(stream.fileno(), select.POLLIN)
-    while owner:
-        for fd, _ in poller.poll(100):
-            index = owner[fd]
-            data = os.read(fd, 1 << 20)
+    def _read(self, wait: bool) -> bool:
+        """Read what the workers have written (waiting up to 0.1 s for some when `wait`); True if any."""
+        open_fds = {}
+        for index, stream in enumerate(self.streams):
+            if self._frontier[index] != LAST and len(self._lines[index]) < HOLD_LINES:
+                open_fds[stream.fileno()] = index
+        if not open_fds:
+            return False
+        readable, _, _ = select.select(list(open_fds), [], [], 0.1 if wait else 0)
+        for fd in readable:
+            index = open_fds[fd]
+            data = os.read(fd, READ_BYTES)
             if not data:
-                frontier[index] = LAST
-                poller.unregister(fd)
-                del owner[fd]
+                self._frontier[index] = LAST
                 continue
-            lines = (partial[index] + data).split(b"\n")
-            partial[index] = lines.pop()
-            for line in lines:
-                frontier[index] = line[:KEY_BYTES]
-                if line[13:KEY_BYTES] != WATERMARK:
-                    pending[index].append(line + b"\n")
-        if _release(pending, min(frontier), emit):
-            sink.flush()
+            if self._partial[index]:
+                data = self._partial[index] + data
+            lines = data.splitlines(keepends=True)  # JSON lines hold no raw line breaks
+            self._partial[index] = b"" if lines[-1].endswith(b"\n") else lines.pop()
+            if lines:
+                self._started[index] = True
+                self._frontier[index] = lines[-1][:KEY_BYTES]
+                # Watermarks only move the frontier. (A worker's buffer flush writes one behind the event
+                # that filled the buffer, with a lower key: the events alone are in key order.)
+                events = [line for line in lines if len(line) > STOP_BYTES]
+                if len(events) < len(lines):
+                    self._note_stop(lines)
+                self._lines[index] += events
+        return bool(readable)
+
+    def _note_stop(self, lines: list[bytes]) -> None:
+        """Keep the lowest stop mark's key: the run ends there, as one process's would."""
+        for line in lines:
+            if len(line) == STOP_BYTES and line[KEY_BYTES:KEY_BYTES + 1] == STOP:
+                key = line[:KEY_BYTES]
+                self._stop = key if self._stop is None else min(self._stop, key)
+
+    def _release(self) -> list[bytes]:
+        """The lines read that no worker can still precede (and before any stop mark), in key order."""
+        cut = min(self._frontier) + b"\xff"  # above every line whose key is at or before the lowest frontier
+        if self._stop is not None:
+            cut = min(cut, self._stop)  # lines of a lower key only: the failed event had the stop's key
+        batch: list[bytes] = []
+        runs = 0
+        for lines in self._lines:
+            if lines and lines[0] < cut:
+                end = bisect.bisect_left(lines, cut)  # keys are sorted, so "line < cut" holds for a prefix
+                batch += lines[:end]
+                del lines[:end]
+                runs += 1
+        if runs > 1:
+            batch.sort(key=KEY)
+        return batch
+
+    def errors(self) -> list[str]:
+        """What went wrong, once every worker has ended: one worker's report (they load the same files)."""
+        for reader in self._readers:
+            reader.join()
+        errors = next((lines for lines in self.said if lines), [])
+        codes = [p.returncode for p in self.processes]
+        if any(code not in (0, -signal.SIGTERM) for code in codes) and not errors:
+            errors = [f"a worker failed with exit codes {codes}"]
+        return errors
 
 
-def _release(pending: list[collections.deque[bytes]], low: bytes, emit: Callable[[bytes], None]) -> int:
-    """Emit, in key order, every pending line whose key is at or before `low`; how many."""
-    heads = [(queue[0][:KEY_BYTES], index) for index, queue in enumerate(pending) if queue]
-    heapq.heapify(heads)
-    released = 0
-    while heads and heads[0][0] <= low:
-        _, index = heapq.heappop(heads)
-        emit(pending[index].popleft())
-        released += 1
-        if pending[index]:
-            heapq.heappush(heads, (pending[index][0][:KEY_BYTES], index))
-    return released
-
-
-def spawn_workers(chains: str, options: RunOptions, workers: int) -> list[subprocess.Popen[bytes]]:
-    """Start the worker processes (they load and validate the chain files themselves)."""
+def spawn_workers(chains: str, options: RunOptions, workers: int) -> Workers:
+    """Start the worker processes; each loads and validates the chain files itself."""
     processes = [
         subprocess.Popen([sys.executable, "-m", "engine", *worker_arguments(chains, options, i, workers)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -200,56 +266,41 @@ def spawn_workers(chains: str, options: RunOptions, workers: int) -> list[subpro
     ]
     for process in processes:
         _enlarge_pipe(process.stdout)
-    return processes
+    return Workers(processes)
 
 
-def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_workers(workers: Workers) -> None:
     """Ask every worker to stop and stop reading them (one blocked on a full pipe then ends too); wait."""
-    for process in processes:
+    for process in workers.processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         if process.stdout is not None:
             process.stdout.close()
-    for process in processes:
+    for process in workers.processes:
         process.wait()
 
 
-def run_workers(processes: list[subprocess.Popen[bytes]], options: RunOptions, sink: Sink) -> tuple[Stats, list[str]]:
+def run_workers(workers: Workers, options: RunOptions, sink: Sink) -> tuple[Stats, list[str]]:
     """Merge the workers' events into `sink` until they finish; (added-up stats, error lines).
 
     A worker that fails at run time writes a stop mark where the one-process run would have stopped;
     the merge ends there and the other workers are stopped, so the output is still that of one process.
     """
-    total = Stats()
-    said: list[list[str]] = [[] for _ in processes]  # each worker's lines on stderr, other than its stats
-    readers = [threading.Thread(target=_read_stderr, args=(p.stderr, total, lines), daemon=True)
-               for p, lines in zip(processes, said, strict=True)]
-    for reader in readers:
-        reader.start()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def stop(number: int, frame: Any) -> None:
-        for process in processes:  # workers stop cleanly on SIGTERM; the parent drains what they wrote
+        for process in workers.processes:  # workers stop cleanly on SIGTERM; the parent drains what they wrote
             process.send_signal(signal.SIGTERM)
 
     for sig in previous:
         signal.signal(sig, stop)
     try:
-        streams = [p.stdout for p in processes if p.stdout is not None]
-        (_merge_paced if options.realtime else _merge)(streams, sink)
-    except _Stop:
-        pass
+        workers.merge(sink, paced=options.realtime)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        stop_workers(processes)  # after a stop mark or a failing sink; finished workers are just waited for
-        for reader in readers:
-            reader.join()
-    # Workers load the same files: when they fail, they all say the same, so one of them is enough.
-    errors = next((lines for lines in said if lines), [])
-    if any(p.returncode not in (0, -signal.SIGTERM) for p in processes) and not errors:
-        errors = [f"a worker failed with exit codes {[p.returncode for p in processes]}"]
-    return total, errors
+        stop_workers(workers)  # after a stop mark or a failing sink; finished workers are just waited for
+    return workers.stats, workers.errors()
 
 
 def _enlarge_pipe(stream: IO[bytes] | None) -> None:

@@ -123,3 +123,69 @@ def test_invalid_chains_with_workers_leave_the_output_file_alone(chain_dir, tmp_
     result = cli("--chains", str(folder), "--count", "10", "--workers", "2", "-o", str(target))
     assert 2 == result.returncode
     assert "precious\n" == target.read_text()
+
+
+def _keyed(time_ms: int, rank: int, text: str = "") -> bytes:
+    return b"%013d%010d%s\n" % (time_ms, rank, text.encode())
+
+
+def _workers_writing(*outputs: list[bytes]):
+    """Real processes that write the given keyed lines, in several writes, as workers would."""
+    import subprocess
+    import sys
+
+    from engine.workers import Workers
+
+    script = ("import sys, time\nfor part in {parts!r}:\n"
+              "    sys.stdout.buffer.write(part); sys.stdout.flush(); time.sleep(0.01)")
+    processes = []
+    for lines in outputs:
+        parts = [b"".join(lines[i:i + 2]) for i in range(0, len(lines), 2)]
+        processes.append(subprocess.Popen([sys.executable, "-c", script.format(parts=parts)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return Workers(processes)
+
+
+class _Lines:
+    needs_event = False
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, event, line):
+        self.data += line
+
+    def write_lines(self, lines):
+        self.data += lines
+
+    def flush(self):
+        pass
+
+
+def _merged(one: list[bytes], two: list[bytes], paced: bool) -> bytes:
+    workers = _workers_writing(one, two)
+    assert workers.ready()
+    sink = _Lines()
+    workers.merge(sink, paced=paced)
+    return sink.data
+
+
+def test_the_merge_orders_by_key_and_lets_watermarks_only_move_the_frontier():
+    """Watermarks (rank 0) are dropped, even one written behind an event of a higher key; equal keys of
+    one worker keep their order; the merged lines are in (time, rank) order."""
+    one = [_keyed(0, 0), _keyed(5, 2, '{"a":1}'), _keyed(5, 2, '{"a":0}'), _keyed(5, 0), _keyed(9, 4, '{"a":3}')]
+    two = [_keyed(0, 0), _keyed(5, 3, '{"b":1}'), _keyed(6, 1, '{"b":2}'), _keyed(8, 0), _keyed(12, 5, '{"b":4}')]
+    assert b'{"a":1}\n{"a":0}\n{"b":1}\n{"b":2}\n{"a":3}\n{"b":4}\n' == _merged(one, two, paced=True)
+
+
+def test_the_merge_ends_at_the_lowest_stop_mark():
+    """A stop mark (a worker failed at that key) ends the merge: lower keys of every worker pass, none after."""
+    one = [_keyed(0, 0), _keyed(5, 2, '{"a":1}'), _keyed(7, 4, "!")]
+    two = [_keyed(0, 0), _keyed(6, 3, '{"b":1}'), _keyed(7, 5, '{"b":2}'), _keyed(9, 1, '{"b":3}')]
+    assert b'{"a":1}\n{"b":1}\n' == _merged(one, two, paced=False)
+
+
+def test_a_worker_that_ends_before_its_first_line_is_not_ready():
+    """A worker that could not load the files writes nothing: ready() says so instead of waiting."""
+    workers = _workers_writing([], [_keyed(0, 0)])
+    assert not workers.ready()

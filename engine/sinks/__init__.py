@@ -62,6 +62,16 @@ class Fanout:
         for sink in self.sinks:
             sink.write(event, line)
 
+    def write_lines(self, lines: bytes) -> None:
+        """Several whole lines: for sinks that take encoded lines only (`needs_event = False`)."""
+        for sink in self.sinks:
+            write_lines = getattr(sink, "write_lines", None)
+            if write_lines is not None:
+                write_lines(lines)
+            else:
+                for line in lines.splitlines(keepends=True):
+                    sink.write({}, line)
+
     def flush(self) -> None:
         for sink in self.sinks:
             sink.flush()

@@ -25,6 +25,13 @@ class JsonlSink:
         if self._size >= BUFFER_BYTES:
             self.flush()
 
+    def write_lines(self, lines: bytes) -> None:
+        """Several whole lines at once (the merge of `--workers`)."""
+        self._chunks.append(lines)
+        self._size += len(lines)
+        if self._size >= BUFFER_BYTES:
+            self.flush()
+
     def flush(self) -> None:
         if self._chunks:
             data = b"".join(self._chunks)
