@@ -231,9 +231,10 @@ def _open_sinks(args: argparse.Namespace) -> Any:
     if not specs:
         specs = ["jsonl:-"]
     try:
-        return Fanout([open_sink(spec) for spec in specs])
+        sinks = [open_sink(spec) for spec in specs]
     except OSError as error:
         raise UsageError(f"cannot open sink: {error}") from None
+    return sinks[0] if len(sinks) == 1 else Fanout(sinks)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from random import Random
 from typing import Any
 
@@ -22,7 +22,7 @@ from .model import Chain, Step
 from .payload import Renderer, RenderError, TemplateProblem, compile_tree
 
 Emit = Callable[[dict[str, Any]], None]
-Chooser = Callable[["Node", list["Node"], Random], "Node"]
+Chooser = Callable[["Node", Sequence["Node"], Random], "Node"]
 
 
 @attrs.define(eq=False)
@@ -37,6 +37,11 @@ class Node:
     following: int | None = None  # where it goes after this step (its goto, its end: None, else its next)
     branches: tuple[Node, ...] = ()
     cumulative: tuple[float, ...] = ()  # running totals of the branches' weights
+    max_visits: int | None = None  # the step's, read on every visit
+    capped: bool = False  # a branch of this step has max_visits: which branches are open must be looked at
+
+    def __attrs_post_init__(self) -> None:
+        self.max_visits = self.step.max_visits
 
 
 def _zero(rng: Random) -> int:
@@ -76,6 +81,7 @@ class Program:
             if node.step.branches:
                 node.branches = tuple(nodes[b.index] for b in node.step.branches)
                 node.cumulative = tuple(itertools.accumulate(float(b.weight or 0) for b in node.step.branches))
+                node.capped = any(b.max_visits is not None for b in node.step.branches)
         variables = []
         for name, value in chain.vars.items():
             variables.append((name, compile_tree(env, value, ("vars", name), problems, uses)))
@@ -102,7 +108,7 @@ def _link_step(step: Step, next_index: int | None, nodes: dict[int, Node], ids: 
             _link_step(branch, node.following, nodes, ids)
 
 
-def choose_by_weight(node: Node, open_branches: list[Node], rng: Random) -> Node:
+def choose_by_weight(node: Node, open_branches: Sequence[Node], rng: Random) -> Node:
     """The default chooser: a branch drawn with the declared weights, among those still open."""
     if len(open_branches) == len(node.branches):
         point = rng.random() * node.cumulative[-1]
@@ -225,16 +231,17 @@ class ChainInstance:
         inherited = None  # a branching step's delay, for the branch taken when it has none of its own
         while index is not None:
             node = nodes[index]
-            if not self._may_visit(node):
+            seen = visits.get(index, 0)
+            if node.max_visits is not None and seen >= node.max_visits:
                 index, inherited = node.next, None
                 continue
-            visits[index] = visits.get(index, 0) + 1
+            visits[index] = seen + 1
             step = node.step
             sample = inherited if step.delay is None and inherited is not None else node.sample_delay
             if node.branches:
                 if step.outcome:
                     self.outcome = step.outcome
-                open_branches = [b for b in node.branches if self._may_visit(b)]
+                open_branches = [b for b in node.branches if self._may_visit(b)] if node.capped else node.branches
                 if not open_branches:
                     index, inherited = node.next, None
                     continue
@@ -249,6 +256,5 @@ class ChainInstance:
         return None
 
     def _may_visit(self, node: Node) -> bool:
-        cap = node.step.max_visits
+        cap = node.max_visits
         return cap is None or self.visits.get(node.index, 0) < cap
-

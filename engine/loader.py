@@ -8,7 +8,7 @@ branches so undefined names, unknown Faker generators and template errors surfac
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path as FsPath
 from random import Random
 from typing import Any
@@ -227,7 +227,7 @@ def _dry_run(program: Program, data: dict[str, Any], report: _FileReport) -> boo
         taken: list[int] = []
         widths: list[int] = []
 
-        def choose(node: Node, open_branches: list[Node], rng: Random,
+        def choose(node: Node, open_branches: Sequence[Node], rng: Random,
                    prefix: list[int] = prefix, taken: list[int] = taken, widths: list[int] = widths) -> Node:
             k = len(taken)
             pick = prefix[k] if k < len(prefix) else 0

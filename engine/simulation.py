@@ -14,7 +14,9 @@ import itertools
 from random import Random
 from typing import Any
 
-from .events import Clock, encode
+from orjson import dumps
+
+from .events import LINE, Clock
 from .interpreter import ChainInstance, Chooser, choose_by_weight
 from .loader import Catalog
 from .options import DEFAULT_RATE, RunOptions, Stats
@@ -34,25 +36,22 @@ class Arrivals:
         self.cumulative = list(itertools.accumulate(chain.weight for chain in chains))
         self.burst = max(self.options.initial, 1)  # chains to start at the first resume
         self.at = 0.0  # exact time of the next arrival: gaps add up unrounded, so a high rate stays exact
+        self.interval = self.options.interval_ms
+        self.rate_per_ms = (self.options.rate or DEFAULT_RATE) / 1000.0
 
     def first(self, start: int) -> int:
         """When the first chains start: at `start`, or one gap later when no initial chains are asked for."""
         self.at = float(start) if self.options.initial else start + self.gap()
         return round(self.at)
 
-    def _left(self) -> int | None:
-        count = self.options.count
-        return None if count is None else count - self.simulation.arrived
-
     def resume(self, now: int) -> int | None:
+        simulation, count = self.simulation, self.options.count
         burst, self.burst = self.burst, 1
         for _ in range(burst):
-            left = self._left()
-            if left is not None and left <= 0:
+            if count is not None and simulation.arrived >= count:
                 return None
-            self.simulation.start_instance(self.pick(), now)
-        left = self._left()
-        if left is not None and left <= 0:
+            simulation.start_instance(self.pick(), now)
+        if count is not None and simulation.arrived >= count:
             return None
         self.at += self.gap()
         return round(self.at)
@@ -63,10 +62,9 @@ class Arrivals:
 
     def gap(self) -> float:
         """Milliseconds to the next arrival: the fixed interval, or a Poisson (exponential) gap."""
-        if self.options.interval_ms is not None:
-            return self.options.interval_ms
-        rate = self.options.rate or DEFAULT_RATE
-        return self.rng.expovariate(rate / 1000.0)
+        if self.interval is not None:
+            return self.interval
+        return self.rng.expovariate(self.rate_per_ms)
 
 
 class Simulation:
@@ -74,6 +72,8 @@ class Simulation:
 
     def __init__(self, catalog: Catalog, options: RunOptions, sink: Sink, choose: Chooser = choose_by_weight) -> None:
         self.catalog, self.options, self.sink, self.choose = catalog, options, sink, choose
+        self._write = sink.write
+        self._seed, self._shard, self._programs = options.seed, options.shard, catalog.programs
         self.stats = Stats()
         self.clock = Clock()
         self.shared = {"data": catalog.data}
@@ -88,9 +88,10 @@ class Simulation:
             self.scheduler = Scheduler(options.start_ms)
 
     def emit(self, event: dict[str, Any]) -> None:
-        self.stats.events += 1
-        self.stats.by_type[event["event_type"]] += 1
-        self.sink.write(event, encode(event))
+        stats = self.stats
+        stats.events += 1
+        stats.by_type[event["event_type"]] += 1
+        self._write(event, dumps(event, option=LINE))
 
     def finish(self, instance: ChainInstance) -> None:
         self.stats.by_outcome[(instance.program.chain.name, instance.result)] += 1
@@ -104,13 +105,13 @@ class Simulation:
         rank = self.arrived
         self.arrived += 1
         number = self._ordinals[name]
-        self._ordinals[name] += 1
-        shard, shards = self.options.shard
+        self._ordinals[name] = number + 1
+        shard, shards = self._shard
         if rank % shards != shard:
             return None
-        program = self.catalog.programs[name]
-        rng = Random(f"{self.options.seed}:{name}:{number}")
-        instance = ChainInstance(program, number, rng, self.shared, self.emit, self.clock, self.choose, self.finish)
+        rng = Random(f"{self._seed}:{name}:{number}")
+        instance = ChainInstance(self._programs[name], number, rng, self.shared, self.emit, self.clock, self.choose,
+                                 self.finish)
         self.stats.started += 1
         first = instance.start(now)
         if first is not None:
