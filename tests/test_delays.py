@@ -61,3 +61,11 @@ def test_impossible_delays_are_refused(spec, message):
     with pytest.raises(ValueError) as error:
         Delay.from_spec(spec)
     assert message == str(error.value)
+
+
+@pytest.mark.parametrize("low, high", [(0, 1), (1, 5), (150, 400), (0, 1023), (0, 1024), (7, 10**9)])
+def test_uniform_draws_are_those_of_random_randint(low, high):
+    """The uniform sampler skips randint's layers but draws exactly what rng.randint(low, high) would."""
+    sample = Delay.from_spec([low, high]).sampler()
+    ours, theirs = random.Random(f"u:{low}:{high}"), random.Random(f"u:{low}:{high}")
+    assert [sample(ours) for _ in range(2000)] == [theirs.randint(low, high) for _ in range(2000)]
