@@ -8,7 +8,8 @@ with `resume(now) -> next time or None`: chain instances and the arrival process
 
 `Scheduler` runs on a virtual clock: it never sleeps, so a million events take only the CPU time they
 need. `WallClockScheduler` changes only *when* the next item runs: it waits until the item is due
-(`speed` times faster than real time), flushing the sink before it waits so events leave on time.
+(`speed` times faster than real time), flushing the sink before it waits so events leave on time (or,
+for a sink that asks for `flush_every` seconds, only when the next flush would otherwise come later).
 """
 
 from __future__ import annotations
@@ -77,12 +78,17 @@ class WallClockScheduler(Scheduler):
     """The same loop, paced by the wall clock: the item due at `at` runs when real time reaches it."""
 
     def __init__(self, start_ms: int, speed: float = 1.0, before_wait: Callable[[int], None] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic, origin: float | None = None) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, origin: float | None = None,
+                 flush_every: float = 0.0) -> None:
         super().__init__(start_ms)
         if speed <= 0:
             raise ValueError("speed must be above 0")
         self.speed = speed
         self._before_wait = before_wait or (lambda at: None)  # told the time of the item it waits for
+        # The sink's wish (seconds): flushes at most this often, and a written event flushed at most this
+        # late. 0: before every wait (events leave on time), and every FLUSH_EVERY while running behind.
+        self.flush_every = flush_every
+        self._behind_every = max(FLUSH_EVERY, flush_every)
         self._monotonic = monotonic
         # start_ms happens now, or at the wall time `origin` (epoch seconds: processes that share a run).
         self._origin = monotonic() + (0.0 if origin is None else origin - time.time())
@@ -98,16 +104,19 @@ class WallClockScheduler(Scheduler):
         if delay <= 0:
             # Running behind: events are due already. Still hand them on at least every FLUSH_EVERY, or
             # they would sit in the sink's buffer for as long as the engine stays behind.
-            if now - self._flushed >= FLUSH_EVERY:
+            if now - self._flushed >= self._behind_every:
                 self._before_wait(self.now)
                 self._flushed = now
             return True
-        self._before_wait(at)
+        flush = now + delay >= self._flushed + self.flush_every  # else: awake again before it is due
+        if flush:
+            self._before_wait(at)
         while delay > 0:
             # Sleep in short slices: a signal handler can only set a flag, and stop must be prompt.
             time.sleep(min(delay, _SLICE))
             if self._stopped:
                 return False
             delay = self.due(at) - self._monotonic()
-        self._flushed = self._monotonic()
+        if flush:
+            self._flushed = self._monotonic()
         return True

@@ -83,7 +83,8 @@ class Simulation:
             # A sink can take the time the scheduler waits for (flush_until): the workers' watermarks.
             before_wait = getattr(sink, "flush_until", None) or (lambda at: sink.flush())
             self.scheduler: Scheduler = WallClockScheduler(options.start_ms, options.speed, before_wait=before_wait,
-                                                           origin=options.wall_origin)
+                                                           origin=options.wall_origin,
+                                                           flush_every=getattr(sink, "flush_every", 0.0))
         else:
             self.scheduler = Scheduler(options.start_ms)
 

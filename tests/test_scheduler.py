@@ -90,3 +90,32 @@ def test_the_wall_clock_runs_late_items_at_once():
     scheduler.schedule(0, Ticker("t", [1000] * 4, log))
     scheduler.run()
     assert [0, 1000, 2000, 3000, 4000] == [t for t, _ in log]
+
+
+def _flush_times(monkeypatch, flush_every: float) -> tuple[list[float], list[float]]:
+    """(wall times items ran at, wall times of the flushes) for an item every 10 ms for one second,
+    on a fake clock that sleeping moves forward."""
+    clock = [50.0]
+    monkeypatch.setattr(time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    flushes: list[float] = []
+    scheduler = WallClockScheduler(0, before_wait=lambda at: flushes.append(clock[0]), monotonic=lambda: clock[0],
+                                   flush_every=flush_every)
+    log: list = []
+    scheduler.schedule(0, Ticker("t", [10] * 100, log))
+    scheduler.run()
+    flushes.append(clock[0])  # Simulation.run flushes the sink when the scheduler is done
+    return [50.0 + t / 1000 for t, _ in log], flushes
+
+
+def test_by_default_the_sink_is_flushed_before_every_wait(monkeypatch):
+    ran, flushes = _flush_times(monkeypatch, 0.0)
+    assert 101 == len(flushes)
+
+
+def test_a_sink_with_flush_every_is_flushed_that_often_and_no_event_waits_longer(monkeypatch):
+    """flush_every=0.1 (the PostgreSQL sink: one transaction per flush): about 10 flushes in one second
+    instead of 100, and every item is followed by a flush within 0.1 s."""
+    ran, flushes = _flush_times(monkeypatch, 0.1)
+    assert 9 <= len(flushes) <= 12
+    for moment in ran:
+        assert any(moment <= flush <= moment + 0.1 + 1e-9 for flush in flushes), moment

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,21 @@ def test_small_batches_commit_as_they_go(postgres: str, pg_table: str, tmp_path:
     assert 0 == result.returncode, result.stderr
     assert by_order(jsonl_events(tmp_path, 5)) == rows(postgres, pg_table)
 
+
+
+def test_on_the_wall_clock_commits_come_at_most_every_tenth_of_a_second(postgres: str, pg_table: str) -> None:
+    """A paced run does not commit before every wait (one transaction per event at moderate rates): the rows
+    share few transactions (distinct xmin), at most one per 0.1 s of the run, and all of them are there."""
+    began = time.monotonic()
+    result = engine("--chains", str(CHAINS), "--count", "300", "--rate", "500", "--realtime", "--seed", "8", "-q",
+                    "--sink", sink(postgres, pg_table))
+    elapsed = time.monotonic() - began
+    assert 0 == result.returncode, result.stderr
+    with psycopg.connect(postgres) as connection:
+        count, transactions = connection.execute(sql.SQL("SELECT count(*), count(DISTINCT xmin::text) FROM {}").format(
+            sql.Identifier(pg_table))).fetchone()
+    assert count > 600  # 300 chains, 2.4 events each on average
+    assert 1 <= transactions <= elapsed / 0.1 + 2
 
 
 TRICKY = [

@@ -24,7 +24,11 @@ class Sink(Protocol):
     def write(self, event: dict[str, Any], line: bytes) -> None: ...
 
     def flush(self) -> None:
-        """Hand everything written so far to the destination (called before the wall clock waits)."""
+        """Hand everything written so far to the destination (called before the wall clock waits).
+
+        A sink for which each flush is costly (a transaction) may set `flush_every` (seconds): on the wall
+        clock it is then flushed at most that often, and no event waits longer than that for its flush.
+        """
 
     def close(self) -> None:
         """Flush and release the destination; called once, also after an interrupted run."""
@@ -57,6 +61,7 @@ class Fanout:
         self.sinks = list(sinks)
         # Sinks that only write the encoded line say so (needs_event = False), which spares decoding.
         self.needs_event = any(getattr(sink, "needs_event", True) for sink in self.sinks)
+        self.flush_every = min(getattr(sink, "flush_every", 0.0) for sink in self.sinks)
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
         for sink in self.sinks:

@@ -19,6 +19,7 @@ INSTALL = "pip install 'chainsim[postgres]'"
 USAGE = "a PostgreSQL sink is postgresql://USER@HOST:PORT/DBNAME[?table=events&batch_size=5000]"
 DEFAULT_TABLE = "events"
 DEFAULT_BATCH = 5_000
+COMMIT_EVERY_S = 0.1  # on the wall clock: at most this often, and no row waits longer for its commit
 CONNECT_TIMEOUT_S = "10"  # unless the URL gives connect_timeout
 TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
@@ -55,7 +56,13 @@ def payload_json(line: bytes) -> str | None:
 
 
 class PostgresSink:
-    """Collects rows and COPYs them in one transaction per batch (every `batch_size` events, and on flush)."""
+    """Collects rows and COPYs them in one transaction per batch (every `batch_size` events, and on flush).
+
+    On the wall clock it is flushed at most every `flush_every` seconds: a transaction per wait would be
+    one per event at moderate rates.
+    """
+
+    flush_every = COMMIT_EVERY_S
 
     def __init__(self, conninfo: str, table: str, batch_size: int) -> None:
         try:
