@@ -254,6 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         sink = _open_sinks(args)
     simulation = Simulation(catalog, options, sink)
+    _settle_memory()
     if args.keyed:
         sink.scheduler = simulation.scheduler
         sink.flush_until(options.start_ms)  # tells the parent this worker has loaded the files
@@ -300,6 +301,22 @@ def _run(args: argparse.Namespace) -> int:
     if failure is not None:
         raise failure
     return EXIT_OK
+
+
+def _settle_memory() -> None:
+    """Before a run: fewer, shorter pauses of Python's cycle collector (`gc`).
+
+    Everything loaded so far (modules, Faker's tables, the compiled chains) lives for the whole run:
+    gc.freeze() moves it out of the collector's sight, so a full collection no longer scans it (36 ms
+    pauses seen here, which a wall-clock run shows as lateness). Events are short-lived dicts and tuples
+    that CPython recycles through free lists, which the collector still counts as new objects: at the
+    default threshold of 700 it ran every ~200 events. Chain instances hold no reference cycles (they
+    are freed as soon as they end), so collecting every 50,000 allocations only delays rare garbage.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _sink_failure(error: Exception) -> RunError:
