@@ -23,10 +23,12 @@ def main() -> None:
         from virtual import FileSink
 
         import engine as chainsim
+        from engine.cli import settle_memory
 
         catalog = chainsim.load_catalog(ROOT / "chains")
         sink = FileSink(output)
         simulation = chainsim.Simulation(catalog, chainsim.RunOptions(seed=1, start_ms=START_MS, count=count), sink)
+        settle_memory()  # what the CLI does before a run: gc.freeze() and a higher collection threshold
         run = lambda: simulation.run().events  # noqa: E731
     else:
         import handwritten

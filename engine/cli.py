@@ -254,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         sink = _open_sinks(args)
     simulation = Simulation(catalog, options, sink)
-    _settle_memory()
+    settle_memory()
     if args.keyed:
         sink.scheduler = simulation.scheduler
         sink.flush_until(options.start_ms)  # tells the parent this worker has loaded the files
@@ -303,7 +303,7 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settle_memory() -> None:
+def settle_memory() -> None:
     """Before a run: fewer, shorter pauses of Python's cycle collector (`gc`).
 
     Everything loaded so far (modules, Faker's tables, the compiled chains) lives for the whole run:
