@@ -207,24 +207,31 @@ def test_facade_never_reseeds_the_shared_faker() -> None:
 
 
 @pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP"])
-def test_cached_weights_draw_exactly_what_faker_draws(locale: str) -> None:
-    """The engine's O(log n) weighted draws give the same values as Faker's own random_elements."""
+def test_cached_weights_and_word_lists_draw_exactly_what_faker_draws(locale: str) -> None:
+    """The engine's O(log n) weighted draws and uncopied word lists give the same values as Faker's own
+    random_elements and get_words_list."""
     from faker.providers import BaseProvider
+    from faker.providers.lorem import Provider as Lorem
 
     names = ["name", "first_name", "last_name", "user_name", "email", "address", "sentence", "catch_phrase",
-             "company", "job", "city", "file_path", "domain_word", "paragraph", "street_address"]
+             "company", "job", "city", "file_path", "domain_word", "paragraph", "street_address", "word",
+             "words", "sentences", "text", "slug", "texts", "paragraphs"]
 
     def draws() -> list:
         facade = FakerFacade(locale, random.Random(11))
-        return [getattr(facade, name)() for name in names * 20]
+        return [getattr(facade, name)() for name in names * 20] + [
+            facade.words(nb=4, unique=True), facade.word(ext_word_list=["a", "b", "c"]),
+            facade.sentence(nb_words=10, ext_word_list=("x", "y")), facade.words(part_of_speech="verb")
+            if locale == "en_US" else None]
 
-    patched = BaseProvider.random_elements
-    faster = draws()
-    BaseProvider.random_elements = patched.original  # type: ignore[attr-defined]
+    faster = draws()  # the first facade installs the fast paths
+    patched = BaseProvider.random_elements, Lorem.get_words_list
+    BaseProvider.random_elements = patched[0].original  # type: ignore[attr-defined]
+    Lorem.get_words_list = patched[1].original  # type: ignore[attr-defined,method-assign]
     try:
         plain = draws()
     finally:
-        BaseProvider.random_elements = patched
+        BaseProvider.random_elements, Lorem.get_words_list = patched  # type: ignore[method-assign]
     assert plain == faster
 
 
