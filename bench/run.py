@@ -44,7 +44,8 @@ def main() -> int:
     results = {
         "mode": "smoke" if smoke else "full",
         "machine": machine(),
-        "virtual": virtual.measure(count=300 if smoke else 10_000, rounds=1 if smoke else 3),
+        "virtual": {**virtual.measure(count=300 if smoke else 10_000, rounds=1 if smoke else 3),
+                    "instructions": virtual.instructions(*((5, 10) if smoke else (200, 1000)))},
         "wallclock": wallclock.measure(smoke),
         "scaling": scaling.measure(count=300 if smoke else 100_000, rounds=1 if smoke else 3),
         "startup": startup.measure(rounds=1 if smoke else 5),

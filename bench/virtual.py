@@ -5,12 +5,17 @@ Run phase: `engine.Simulation` with a file sink against `handwritten.Run`, each 
 shrugs off noisy neighbours).
 End to end: `python -m engine ... --output FILE -q` against `python bench/handwritten.py`, median of N,
 start-up included. Both write the same bytes; `identical` says whether they did.
+Instructions: when valgrind is installed, the CPU instructions per event of each side (cachegrind), which
+no neighbour can disturb: the difference between a run of `small` and of `large` chains, over the
+difference in events, so set-up and start-up cancel out.
 """
 
 from __future__ import annotations
 
 import filecmp
 import json
+import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -41,6 +46,31 @@ def _timed(side: str, count: int, path: Path) -> tuple[float, float, int]:
                             check=True, capture_output=True, text=True).stdout
     result = json.loads(output)
     return result["wall"], result["cpu"], result["events"]
+
+
+def _instructions(side: str, count: int, path: Path) -> tuple[int, int]:
+    """(instructions, events) of one run of bench/_timed_run.py under valgrind's cachegrind."""
+    run = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                          PYTHON, str(BENCH / "_timed_run.py"), side, str(count), str(path)],
+                         cwd=ROOT, check=True, capture_output=True, text=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output: {run.stderr[-500:]}")
+    return int(found.group(1).replace(",", "")), json.loads(run.stdout)["events"]
+
+
+def instructions(small: int, large: int) -> dict[str, Any]:
+    """Instructions per event of the engine and of the hand-written script (None without valgrind)."""
+    if shutil.which("valgrind") is None:
+        return {"per_event": None, "note": "valgrind is not installed"}
+    per_event = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in ("engine", "hand"):
+            (few, few_events), (many, many_events) = (_instructions(side, n, Path(tmp, f"{side}.jsonl"))
+                                                      for n in (small, large))
+            per_event[side] = (many - few) / (many_events - few_events)
+    return {"per_event": per_event, "chains": (small, large),
+            "ratio": per_event["hand"] / per_event["engine"]}
 
 
 def measure(count: int, rounds: int) -> dict[str, Any]:
@@ -86,4 +116,15 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f"{result['handwritten_events_per_cpu_s']:,.0f} hand-written", f"{result['cpu_ratio']:.2f}x"),
         (f"virtual: events/s CLI incl. start-up (median of {result['rounds']})", f"{result['cli_events_per_s']:,.0f}",
          f"{result['handwritten_cli_events_per_s']:,.0f} hand-written", f"{result['cli_ratio']:.2f}x"),
+        _instruction_row(result.get("instructions") or {"per_event": None, "note": "not measured"}),
     ]
+
+
+def _instruction_row(result: dict[str, Any]) -> tuple[str, str, str, str]:
+    title = "virtual: CPU instructions per event, run phase (cachegrind; noise-free)"
+    if result["per_event"] is None:
+        return (title, "-", "-", result["note"])
+    small, large = result["chains"]
+    return (title, f"{result['per_event']['engine']:,.0f}", f"{result['per_event']['hand']:,.0f} hand-written",
+            f"{result['ratio']:.2f}x fewer (hand-written / engine): instructions, not time (the script's "
+            f"O(n) weighted draws are many cheap instructions in C); {large:,} less {small:,} chains")
