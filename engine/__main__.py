@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from .cli import console
+try:
+    from .cli import console
+except KeyboardInterrupt:  # Ctrl-C while Python imports the command
+    raise SystemExit(130) from None
 
 raise SystemExit(console())

@@ -20,6 +20,7 @@ from .errors import ChainError, RunError, UsageError, json_path
 from .options import DEFAULT_RATE
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 VERBS = ("run", "validate", "list")
 DEV_INITIAL, DEV_INTERVAL = 20, "5s"
 WORKERS_LEAD_MS = 1000  # time given to wall-clock workers to start before the run begins
@@ -154,6 +155,9 @@ def console() -> int:
         _gc_paused = True
     try:
         return main()
+    except KeyboardInterrupt:  # Ctrl-C before a run has begun (a run itself stops cleanly on it)
+        print("chainsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         gc.freeze()
 

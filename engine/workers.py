@@ -116,11 +116,9 @@ def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int) 
 KEY_BYTES = 23
 KEY = operator.itemgetter(slice(0, KEY_BYTES))
 _UNKEYED = operator.itemgetter(slice(KEY_BYTES, None))
-WATERMARK = b"0" * 10  # the rank digits of a watermark line
 STOP = b"!"  # a worker's line that marks where its run failed
 LAST = b"9" * KEY_BYTES  # the frontier of a worker that has finished
-WATERMARK_BYTES = KEY_BYTES + 1  # a watermark line: its key and a newline
-STOP_BYTES = KEY_BYTES + 2  # a stop mark: its key, STOP and a newline
+STOP_BYTES = KEY_BYTES + 2  # a stop mark: its key, STOP and a newline (a watermark is its key and a newline)
 HOLD_LINES = 50_000  # a worker this far ahead of the merge is not read until the others catch up
 READ_BYTES = 1 << 20
 

@@ -96,6 +96,21 @@ def test_development_mode_stops_cleanly_on_a_signal(sig):
     assert "Traceback" not in stderr.decode()
 
 
+@pytest.mark.parametrize("delay", [0.05, 0.15])
+def test_ctrl_c_while_the_chains_load_ends_without_a_traceback(delay):
+    """Ctrl-C before the run begins (Python importing the command, or the chains loading): exit 130, one
+    line, no traceback, nothing written."""
+    process = subprocess.Popen([*ENGINE, "validate", "--chains", str(CHAINS)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    if process.returncode == 0:
+        pytest.skip("validate was done before the signal")  # a machine much faster than this one
+    assert (130, b"") == (process.returncode, stdout)
+    assert b"Traceback" not in stderr
+
+
 def test_a_closed_pipe_ends_the_run_quietly():
     """`chainsim ... | head -1` stops the engine without a traceback."""
     command = f"{sys.executable} -m engine --chains {CHAINS} --count 100000 --seed 1 | head -1"

@@ -185,10 +185,11 @@ TRICKY = [
 
 
 def test_payloads_survive_copy_whatever_their_characters(postgres: str, pg_table: str) -> None:
-    """Payloads with quotes, backslashes, tabs, newlines and non-ASCII text come back equal from jsonb."""
+    """Payloads (and names) with quotes, backslashes, tabs, newlines and non-ASCII text come back equal."""
     events = [{"event_id": str(uuid.UUID(int=number + 1)), "event_type": "x.v1",
-               "correlation_id": str(uuid.UUID(int=100)), "causation_id": None, "tenant_id": 'tenant "q"',
-               "namespace": "ns\\x", "timestamp": f"2026-01-01T00:00:00.00{number}Z", "chain": "c", "step": "s",
+               "correlation_id": str(uuid.UUID(int=100)), "causation_id": None, "tenant_id": 'tenant "q"\tx',
+               "namespace": "ns\\x\r\nnext \\N", "timestamp": f"2026-01-01T00:00:00.00{number}Z", "chain": "c",
+               "step": "s",
                "payload": payload} for number, payload in enumerate(TRICKY)]
     sink_ = open_postgres(f"{postgres.removeprefix('postgresql:')}?table={pg_table}")
     for event in events:
@@ -196,3 +197,21 @@ def test_payloads_survive_copy_whatever_their_characters(postgres: str, pg_table
     sink_.close()
 
     assert events == rows(postgres, pg_table)
+
+
+def test_a_row_the_server_refuses_fails_its_batch_and_keeps_the_ones_before(postgres: str, pg_table: str) -> None:
+    """jsonb cannot hold U+0000: the batch with it is rolled back with one clear error; earlier batches stay,
+    and the sink still closes."""
+    from engine.errors import RunError
+
+    events = [{"event_id": str(uuid.UUID(int=number + 1)), "event_type": "x.v1",
+               "correlation_id": str(uuid.UUID(int=100)), "causation_id": None, "tenant_id": "t", "namespace": "n",
+               "timestamp": f"2026-01-01T00:00:00.00{number}Z", "chain": "c", "step": "s",
+               "payload": {"text": "nul \u0000 here" if number == 3 else "fine"}} for number in range(6)]
+    sink_ = open_postgres(f"{postgres.removeprefix('postgresql:')}?table={pg_table}&batch_size=2")
+    with pytest.raises(RunError, match="cannot write to table"):
+        for event in events:
+            sink_.write(event, encode(event))
+        sink_.flush()
+    sink_.close()
+    assert events[:2] == rows(postgres, pg_table)
