@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .errors import ChainError, Problem, RunError, UsageError
-from .options import RunOptions, Stats
 
 if TYPE_CHECKING:
     from .loader import Catalog, load_catalog
+    from .options import RunOptions, Stats
     from .simulation import Simulation
 
 __all__ = [
@@ -34,12 +34,14 @@ __all__ = [
 ]
 
 
-_LAZY = {"Catalog": "loader", "load_catalog": "loader", "Simulation": "simulation"}
+_LAZY = {"Catalog": "loader", "load_catalog": "loader", "Simulation": "simulation", "RunOptions": "options",
+         "Stats": "options"}
 
 
 def __getattr__(name: str) -> Any:
-    """The loader and the simulation are imported on first use: `python -m engine` starts with this
-    package, and the parent of `--workers` needs neither (nor the libraries they import)."""
+    """The loader, the simulation and the options are imported on first use: `python -m engine` starts
+    with this package (the less it imports, the sooner the command can catch Ctrl-C), and the parent of
+    `--workers` needs neither loader nor simulation (nor the libraries they import)."""
     if name in _LAZY:
         import importlib
 
