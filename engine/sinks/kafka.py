@@ -49,7 +49,7 @@ class KafkaSink:
         self.written = 0
         self.failed = 0
         self.first_failure = ""
-        self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+        self._headers: dict[str, dict[str, list[tuple[str, bytes]]]] = {}  # event type -> chain -> headers
         self._log = _LastLog()
         logger = logging.getLogger(f"chainsim.kafka.{id(self)}")
         logger.propagate = False
@@ -83,8 +83,11 @@ class KafkaSink:
             self.first_failure = f"{error.str()} (topic {message.topic()!r})"
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        event_type = event["event_type"]
-        headers = self._headers.get((event_type, event["chain"])) or self._new_headers(event)
+        event_type, chain = event["event_type"], event["chain"]
+        by_chain = self._headers.get(event_type)
+        headers = by_chain.get(chain) if by_chain is not None else None
+        if headers is None:
+            headers = self._new_headers(event_type, chain)
         topic = event_type if self.topic_per_type else self.topic
         try:  # event.get(None) is None: no key
             self._produce(topic, line[:-1], event.get(self.key), headers=headers)  # type: ignore[arg-type]
@@ -96,9 +99,9 @@ class KafkaSink:
         if self.failed:
             self._raise_if_failed()
 
-    def _new_headers(self, event: dict[str, Any]) -> list[tuple[str, bytes]]:
-        headers = [("event_type", event["event_type"].encode()), ("chain", event["chain"].encode())]
-        self._headers[(event["event_type"], event["chain"])] = headers
+    def _new_headers(self, event_type: str, chain: str) -> list[tuple[str, bytes]]:
+        headers = [("event_type", event_type.encode()), ("chain", chain.encode())]
+        self._headers.setdefault(event_type, {})[chain] = headers
         return headers
 
     def _produce_when_full(self, topic: str, value: bytes, key: str | None, headers: list[tuple[str, bytes]]) -> None:
