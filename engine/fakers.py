@@ -7,18 +7,21 @@ expose data-returning generators only, with size arguments capped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import functools
+import importlib.machinery
 import inspect
 import itertools
 import numbers
+import os
 import random
 import sys
 import types
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import faker
@@ -79,9 +82,47 @@ def faker_for_locale(locale: str) -> faker.Faker:
         raise ValueError(f"unknown Faker locale {locale!r}; "
                          + did_you_mean(locale, AVAILABLE_LOCALES, "e.g. 'en_US' or 'de_DE'"))
     _install_cached_weights()
-    instance = faker.Faker(locale)
+    with _locale_lookup():
+        instance = faker.Faker(locale)
     _SimulatedNow.freeze_providers(instance._factories[0])
     return instance
+
+
+class _SubPackages:
+    """`locale in list_module(module)`, answered without listing the module's folder: is there a package
+    of that name in it (a folder holding an `__init__` module), which is what pkgutil's listing yields."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or not name or "." in name or os.sep in name:
+            return False
+        package = os.path.join(self.folder, name)
+        return any(os.path.exists(os.path.join(package, "__init__" + suffix)) for suffix in _MODULE_SUFFIXES)
+
+
+_MODULE_SUFFIXES = tuple(importlib.machinery.all_suffixes())
+
+
+@contextlib.contextmanager
+def _locale_lookup() -> Iterator[None]:
+    """While Faker(locale) is built: each localized provider asks whether it has the locale by listing
+    its folder's packages, ~700 folders in all, already listed once by `import faker` (a fifth of
+    `validate`). For the pinned Faker version the question is answered by looking for that one package;
+    the provider classes chosen are the same (a test compares them)."""
+    import faker.factory
+    from faker.utils.loading import get_path
+
+    if faker.VERSION != _WEIGHTS_CACHED_FOR:
+        yield
+        return
+    listing = faker.factory.list_module
+    faker.factory.list_module = lambda module: _SubPackages(str(get_path(module)))  # type: ignore[assignment,return-value]
+    try:
+        yield
+    finally:
+        faker.factory.list_module = listing
 
 
 @functools.cache

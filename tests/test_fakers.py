@@ -259,3 +259,27 @@ def test_generators_with_a_date_fixed_at_import_are_not_offered() -> None:
     facade = FakerFacade("en_US", random.Random(3))
     with pytest.raises(UnknownGeneratorError):
         facade.passport_dates()
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP", "fr_CA", "es_MX", "zh_TW"])
+def test_the_quick_locale_lookup_picks_the_providers_faker_picks(locale: str) -> None:
+    """Faker(locale) built with the engine's locale lookup (no folder listing) gets the same provider
+    classes, localized the same way, as Faker's own lookup."""
+    import faker
+    from faker.factory import Factory
+
+    from engine.fakers import _locale_lookup
+
+    def providers(quick: bool) -> list[tuple[type, str | None]]:
+        Factory._find_provider_class.cache_clear()
+        if quick:
+            with _locale_lookup():
+                generator = faker.Faker(locale)._factories[0]
+        else:
+            generator = faker.Faker(locale)._factories[0]
+        return [(type(provider), getattr(provider, "__lang__", None)) for provider in generator.get_providers()]
+
+    try:
+        assert providers(quick=False) == providers(quick=True)
+    finally:
+        Factory._find_provider_class.cache_clear()
