@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from .delays import parse_duration
 from .errors import ChainError, RunError, UsageError, json_path
 from .options import DEFAULT_RATE
@@ -23,7 +25,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 VERBS = ("run", "validate", "list")
 DEV_INITIAL, DEV_INTERVAL = 20, "5s"
-WORKERS_LEAD_MS = 1000  # time given to wall-clock workers to start before the run begins
+GO_LEAD_S = 0.1  # wall clock with workers: the run begins this long after the last worker is ready
 MIN_INTERVAL_MS, MAX_RATE = 0.001, 1_000_000.0
 FIRST_MS, LAST_MS = -30610224000000, 253402300799999  # 1000-01-01 and 9999-12-31: four-digit years
 
@@ -119,12 +121,12 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     scale = run.add_argument_group("past one core")
     scale.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                        help="run N processes, each a shard of the run, and merge their events in order: "
-                            "the same output as one process (on the wall clock, the run begins 1 s later)")
+                            "the same output as one process (on the wall clock, the run begins once all are ready)")
     scale.add_argument("--shard", type=_shard, metavar="I/N",
                        help="run only shard I of N (0 <= I < N): N machines together produce exactly the "
                             "events of one run (merge by timestamp)")
     scale.add_argument("--keyed", action="store_true", help=argparse.SUPPRESS)  # worker protocol
-    scale.add_argument("--wall-origin", type=float, help=argparse.SUPPRESS)  # worker protocol
+    scale.add_argument("--await-go", action="store_true", help=argparse.SUPPRESS)  # worker protocol
     clock = run.add_argument_group("clock")
     clock.add_argument("--realtime", action="store_true",
                        help="pace a finite run on the wall clock (development mode always does)")
@@ -228,14 +230,6 @@ def _options(args: argparse.Namespace) -> Any:
             raise UsageError(f"--start {args.start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
         if not FIRST_MS <= start_ms <= LAST_MS:
             raise UsageError(f"--start {args.start!r} is outside the years 1000 to 9999 (RFC 3339 timestamps)")
-    wall_origin = args.wall_origin
-    if realtime and args.workers > 1:
-        # Workers on the wall clock start together, a moment from now, so all are ready when the run begins;
-        # without --start, the simulated start is that moment too.
-        wall_origin = time.time() + WORKERS_LEAD_MS / 1000
-        if args.start is None:
-            start_ms = round(wall_origin * 1000)
-            wall_origin = start_ms / 1000
     rate, interval = args.rate, args.interval
     if rate is None and interval is None:
         rate, interval = (DEFAULT_RATE, None) if finite else (None, parse_duration(DEV_INTERVAL))
@@ -245,7 +239,7 @@ def _options(args: argparse.Namespace) -> Any:
         raise UsageError("--speed paces the wall clock: add --realtime (a --count run is in virtual time)")
     return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,
                       initial=initial, realtime=realtime, speed=args.speed or 1.0, duration_ms=duration,
-                      shard=args.shard or (0, 1), wall_origin=wall_origin)
+                      shard=args.shard or (0, 1))
 
 
 def _open_sinks(args: argparse.Namespace) -> Any:
@@ -277,13 +271,20 @@ def _run(args: argparse.Namespace) -> int:
         from .workers import KeyedSink
 
         sink: Any = KeyedSink(sys.stdout.buffer, None)  # type: ignore[arg-type]
+        sink.ready()  # tells the parent this worker has loaded the files
+        if args.await_go:
+            line = sys.stdin.readline().split()
+            if len(line) != 2:
+                return EXIT_OK  # the parent went away before the run began
+            options = attrs.evolve(options, wall_origin=float(line[0]), start_ms=int(line[1]))
     else:
         sink = _open_sinks(args)
+    if options.realtime and args.start is None and options.wall_origin is None:
+        options = _starting_now(options)
     simulation = Simulation(catalog, options, sink)
     settle_memory()
     if args.keyed:
         sink.scheduler = simulation.scheduler
-        sink.flush_until(options.start_ms)  # tells the parent this worker has loaded the files
     began = time.perf_counter()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -327,6 +328,13 @@ def _run(args: argparse.Namespace) -> int:
     if failure is not None:
         raise failure
     return EXIT_OK
+
+
+def _starting_now(options: Any) -> Any:
+    """Wall clock without --start: the run starts now, once the chains are loaded, so that timestamps
+    are the wall time the events leave at (not behind it by the loading time)."""
+    start_ms = int(time.time() * 1000)
+    return attrs.evolve(options, start_ms=start_ms, wall_origin=start_ms / 1000)
 
 
 def settle_memory() -> None:
@@ -376,6 +384,12 @@ def _run_workers(args: argparse.Namespace, options: Any) -> int:
     except BaseException:
         stop_workers(workers)
         raise
+    if options.realtime:  # every worker is ready: the run begins in a moment, for all at once
+        origin = time.time() + GO_LEAD_S
+        start_ms = round(origin * 1000) if args.start is None else options.start_ms
+        origin = start_ms / 1000 if args.start is None else origin
+        options = attrs.evolve(options, start_ms=start_ms, wall_origin=origin)
+        workers.go(origin, start_ms)
     settle_memory()
     began = time.perf_counter()
     try:

@@ -6,8 +6,10 @@ A worker writes each line behind its scheduler key, as fixed-width digits (13 of
 10 of rank) that sort as bytes; the parent merges the workers' streams on those keys, which is the
 scheduler's own order, so N workers give byte for byte the output of one process. A rank belongs to
 one worker, so two workers' events never share a key; one worker's lines with equal keys keep their order.
-Workers load and check the chain files themselves; the first line each writes says it is ready. They
-report their counts on stderr as one `chainsim-stats {json}` line.
+Workers load and check the chain files themselves; the first line each writes says it is ready. On the
+wall clock they then wait for one line on stdin, `<epoch seconds> <start ms>`: the moment the run begins
+(shared by all, just after the last is ready) and its simulated start. They report their counts on stderr
+as one `chainsim-stats {json}` line.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class KeyedSink:
 
     def flush(self) -> None:
         self.flush_until(self.scheduler.now)
+
+    def ready(self) -> None:
+        """The first line: this worker has loaded the chain files (a watermark at the start)."""
+        self.stream.write(b"%013d%010d\n" % (0, 0))
+        self.stream.flush()
 
     def stop_here(self) -> None:
         """Mark where this worker's run failed: the event due now (at this rank) was not written."""
@@ -109,7 +116,7 @@ def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int) 
     else:
         args += ["--rate", repr(options.rate)]
     if options.realtime:
-        args += ["--realtime", "--speed", repr(options.speed), "--wall-origin", repr(options.wall_origin)]
+        args += ["--realtime", "--speed", repr(options.speed), "--await-go"]
     return args
 
 
@@ -160,6 +167,16 @@ class Workers:
                 return False
             self._read(wait=True)
         return True
+
+    def go(self, origin: float, start_ms: int) -> None:
+        """Wall clock: tell every ready worker when the run begins (epoch seconds) and its simulated start."""
+        for process in self.processes:
+            if process.stdin is not None:
+                try:
+                    process.stdin.write(f"{origin!r} {start_ms}\n".encode())
+                    process.stdin.close()
+                except OSError:
+                    pass  # that worker has ended: the merge will see it
 
     def merge(self, sink: Sink, paced: bool) -> None:
         """Pass every worker's events on to `sink` in key order until all have ended (or one stops).
@@ -257,9 +274,10 @@ class Workers:
 
 def spawn_workers(chains: str, options: RunOptions, workers: int) -> Workers:
     """Start the worker processes; each loads and validates the chain files itself."""
+    stdin = subprocess.PIPE if options.realtime else subprocess.DEVNULL  # on the wall clock: go()
     processes = [
         subprocess.Popen([sys.executable, "-m", "engine", *worker_arguments(chains, options, i, workers)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for i in range(workers)
     ]
     for process in processes:

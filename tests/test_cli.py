@@ -199,3 +199,20 @@ def test_python_m_engine_and_the_console_script_agree():
     result = subprocess.run([str(script), *FIXED, "--count", "5"], capture_output=True, cwd=ROOT,
                             env={**os.environ}, timeout=60)
     assert cli(*FIXED, "--count", "5").stdout == result.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_without_start_wall_clock_timestamps_are_the_time_events_leave(workers):
+    """On the wall clock without --start, the run starts once the chains are loaded: the first event's
+    timestamp is the moment it arrives (give or take the pipe), not the moment the command began."""
+    import datetime as dt
+
+    process = subprocess.Popen([*ENGINE, "--chains", str(CHAINS), "--workers", workers], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    arrived = time.time()
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    stamp = dt.datetime.fromisoformat(json.loads(first)["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert -0.01 <= arrived - stamp < 0.15  # loading the chains takes 0.3 s and more
