@@ -3,8 +3,8 @@
 An event is due at the wall time its `timestamp` stands for: with `--realtime`, `--initial 1` and no
 `--start`, the run starts at "now" with a chain, so the first event's timestamp is the run's start; with
 `--speed S`, simulated time runs S times faster, so an event t ms after the first is due t / S ms after it.
-Lateness is arrival minus due, less the clock offset (the smallest lateness seen, ~1 ms: the engine
-stamps its start before its clock starts). Events due in the first `--warmup` seconds are left out
+Lateness is arrival minus due, less the clock offset (the smallest lateness seen, below 1 ms: the start
+is a whole millisecond, and no event can leave early). Events due in the first `--warmup` seconds are left out
 (start-up, not steady state).
 
     python -m engine --chains bench/chains --realtime --count 10000 --rate 100 --speed 10 -q \
