@@ -387,9 +387,10 @@ def _run_workers(args: argparse.Namespace, options: Any) -> int:
         stop_workers(workers)
         raise
     if options.realtime:  # every worker is ready: the run begins in a moment, for all at once
-        origin = time.time() + GO_LEAD_S
-        start_ms = round(origin * 1000) if args.start is None else options.start_ms
-        origin = start_ms / 1000 if args.start is None else origin
+        origin, start_ms = time.time() + GO_LEAD_S, options.start_ms
+        if args.start is None:  # the simulated start is that moment too, in whole milliseconds
+            start_ms = round(origin * 1000)
+            origin = start_ms / 1000
         options = attrs.evolve(options, start_ms=start_ms, wall_origin=origin)
         workers.go(origin, start_ms)
     settle_memory()

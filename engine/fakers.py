@@ -114,7 +114,7 @@ def _locale_lookup() -> Iterator[None]:
     import faker.factory
     from faker.utils.loading import get_path
 
-    if faker.VERSION != _WEIGHTS_CACHED_FOR:
+    if faker.VERSION != _FAKER_PINNED:
         yield
         return
     listing = faker.factory.list_module
@@ -224,7 +224,9 @@ def _named_arguments(name: str, locale: str, args: tuple[Any, ...], kwargs: dict
             for argument, value in bound.arguments.items()]
 
 
-_WEIGHTS_CACHED_FOR = "40.63.0"  # the Faker version whose random_elements this reproduces exactly
+# The Faker version whose internals the fast paths below reproduce exactly (weighted draws, word lists,
+# the locale lookup); any other version runs Faker's own code.
+_FAKER_PINNED = "40.63.0"
 
 
 def _install_cached_weights() -> None:
@@ -238,7 +240,7 @@ def _install_cached_weights() -> None:
     """
     from faker.providers import BaseProvider
 
-    if faker.VERSION != _WEIGHTS_CACHED_FOR or getattr(BaseProvider, "_chainsim_weights", False):
+    if faker.VERSION != _FAKER_PINNED or getattr(BaseProvider, "_chainsim_weights", False):
         return
     original = BaseProvider.random_elements
 

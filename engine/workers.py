@@ -183,9 +183,9 @@ class Workers:
 
         `paced` (wall clock): flush the sink after each batch, so events leave as soon as they may.
         """
-        write, loads = sink.write, orjson.loads
+        write, needs_event = sink.write, getattr(sink, "needs_event", True)
         # A sink that takes encoded lines only gets each batch as one block, keys cut off in C.
-        write_lines = None if getattr(sink, "needs_event", True) else getattr(sink, "write_lines", None)
+        write_lines = None if needs_event else getattr(sink, "write_lines", None)
         while True:
             batch = self._release()
             if write_lines is not None:
@@ -194,7 +194,7 @@ class Workers:
             else:
                 for line in batch:
                     event = line[KEY_BYTES:]
-                    write(loads(event), event)
+                    write(orjson.loads(event) if needs_event else {}, event)
             if paced and batch:
                 sink.flush()
             if self._done():

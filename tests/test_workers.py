@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from .conftest import CHAINS, START
 from .test_cli import cli
 
@@ -162,10 +166,10 @@ class _Lines:
         pass
 
 
-def _merged(one: list[bytes], two: list[bytes], paced: bool) -> bytes:
+def _merged(one: list[bytes], two: list[bytes], paced: bool, sink: Any = None) -> bytes:
     workers = _workers_writing(one, two)
     assert workers.ready()
-    sink = _Lines()
+    sink = sink or _Lines()
     workers.merge(sink, paced=paced)
     return sink.data
 
@@ -189,3 +193,27 @@ def test_a_worker_that_ends_before_its_first_line_is_not_ready():
     """A worker that could not load the files writes nothing: ready() says so instead of waiting."""
     workers = _workers_writing([], [_keyed(0, 0)])
     assert not workers.ready()
+
+
+class _EventsLines:
+    """A sink that takes lines one at a time (no write_lines) and says it needs the events, or not."""
+
+    def __init__(self, needs_event: bool) -> None:
+        self.needs_event, self.data, self.events = needs_event, b"", []
+
+    def write(self, event, line):
+        self.data += line
+        self.events.append(event)
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("needs_event", [True, False])
+def test_the_merge_decodes_events_only_for_sinks_that_need_them(needs_event):
+    """One line at a time to a sink without write_lines: decoded events when it needs them, else {}."""
+    one = [_keyed(0, 0), _keyed(5, 2, '{"a":1}')]
+    two = [_keyed(0, 0), _keyed(6, 3, '{"b":2}')]
+    sink = _EventsLines(needs_event)
+    assert b'{"a":1}\n{"b":2}\n' == _merged(one, two, paced=False, sink=sink)
+    assert ([{"a": 1}, {"b": 2}] if needs_event else [{}, {}]) == sink.events
