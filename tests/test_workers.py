@@ -133,8 +133,9 @@ def _keyed(time_ms: int, rank: int, text: str = "") -> bytes:
     return b"%013d%010d%s\n" % (time_ms, rank, text.encode())
 
 
-def _workers_writing(*outputs: list[bytes]):
-    """Real processes that write the given keyed lines, in several writes, as workers would."""
+def _workers_writing(*outputs: list[bytes], cut: int = 0):
+    """Real processes that write the given keyed lines, in several writes, as workers would: two lines
+    per write, or (`cut`) writes of `cut` bytes that split lines anywhere."""
     import subprocess
     import sys
 
@@ -145,6 +146,9 @@ def _workers_writing(*outputs: list[bytes]):
     processes = []
     for lines in outputs:
         parts = [b"".join(lines[i:i + 2]) for i in range(0, len(lines), 2)]
+        if cut:
+            data = b"".join(lines)
+            parts = [data[i:i + cut] for i in range(0, len(data), cut)]
         processes.append(subprocess.Popen([sys.executable, "-c", script.format(parts=parts)],
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     return Workers(processes)
@@ -166,8 +170,8 @@ class _Lines:
         pass
 
 
-def _merged(one: list[bytes], two: list[bytes], paced: bool, sink: Any = None) -> bytes:
-    workers = _workers_writing(one, two)
+def _merged(one: list[bytes], two: list[bytes], paced: bool, sink: Any = None, cut: int = 0) -> bytes:
+    workers = _workers_writing(one, two, cut=cut)
     assert workers.ready()
     sink = sink or _Lines()
     workers.merge(sink, paced=paced)
@@ -187,6 +191,15 @@ def test_the_merge_ends_at_the_lowest_stop_mark():
     one = [_keyed(0, 0), _keyed(5, 2, '{"a":1}'), _keyed(7, 4, "!")]
     two = [_keyed(0, 0), _keyed(6, 3, '{"b":1}'), _keyed(7, 5, '{"b":2}'), _keyed(9, 1, '{"b":3}')]
     assert b'{"a":1}\n{"b":1}\n' == _merged(one, two, paced=False)
+
+
+def test_a_stop_mark_split_between_two_reads_still_ends_the_merge():
+    """Reads end anywhere in a line: a stop mark cut just before its newline is still seen, and a "!"
+    inside an event is not a stop mark."""
+    one = [_keyed(0, 0), _keyed(5, 2, '{"a":"hi!!"}'), _keyed(7, 4, "!")]
+    two = [_keyed(0, 0), _keyed(6, 3, '{"b":1}'), _keyed(7, 5, '{"b":2}'), _keyed(9, 1, '{"b":3}')]
+    assert len(b"".join(one)) % 28 == 1  # the last write of worker one is its final newline alone
+    assert b'{"a":"hi!!"}\n{"b":1}\n' == _merged(one, two, paced=False, cut=28)
 
 
 def test_a_worker_that_ends_before_its_first_line_is_not_ready():
