@@ -18,7 +18,7 @@ import engine as chainsim
 
 P99_BUDGET_MS = 5.0
 RATES = (1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000)
-WORKER_RATES = (20_000, 30_000, 40_000, 50_000, 60_000, 70_000)
+WORKER_RATES = (20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 90_000, 100_000)
 
 
 def events_per_chain(folder: str) -> float:

@@ -51,10 +51,15 @@ class Arrivals:
             if count is not None and simulation.arrived >= count:
                 return None
             simulation.start_instance(self.pick(), now)
-        if count is not None and simulation.arrived >= count:
-            return None
-        self.at += self.gap()
-        return round(self.at)
+        while True:
+            if count is not None and simulation.arrived >= count:
+                return None
+            self.at += self.gap()
+            if simulation.owns(simulation.arrived):
+                return round(self.at)
+            # That arrival starts a chain of another shard: draw it now (the streams advance as in one
+            # process) instead of waking up for it.
+            simulation.start_instance(self.pick(), round(self.at))
 
     def pick(self) -> str:
         point = self.rng.random() * self.cumulative[-1]
@@ -97,6 +102,11 @@ class Simulation:
     def finish(self, instance: ChainInstance) -> None:
         self.stats.by_outcome[(instance.program.chain.name, instance.result)] += 1
 
+    def owns(self, rank: int) -> bool:
+        """The instance of this number in the run belongs to this process's shard."""
+        shard, shards = self._shard
+        return rank % shards == shard
+
     def start_instance(self, name: str, now: int) -> ChainInstance | None:
         """Start the next instance of chain `name` at `now` (None when it belongs to another shard).
 
@@ -107,8 +117,7 @@ class Simulation:
         self.arrived += 1
         number = self._ordinals[name]
         self._ordinals[name] = number + 1
-        shard, shards = self._shard
-        if rank % shards != shard:
+        if not self.owns(rank):
             return None
         rng = Random(f"{self._seed}:{name}:{number}")
         instance = ChainInstance(self._programs[name], number, rng, self.shared, self.emit, self.clock, self.choose,

@@ -51,10 +51,10 @@ class KeyedSink:
         self._size = 0
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        scheduler = self.scheduler
-        chunk = b"%013d%010d%s" % (scheduler.now - scheduler.start_ms, scheduler.rank + 1, line)
-        self._chunks.append(chunk)
-        self._size += len(chunk)
+        scheduler, chunks = self.scheduler, self._chunks
+        chunks.append(b"%013d%010d" % (scheduler.now - scheduler.start_ms, scheduler.rank + 1))
+        chunks.append(line)  # not copied behind its key: the flush joins them
+        self._size += len(line)
         if self._size >= BUFFER_BYTES:
             self.flush()
 

@@ -9,13 +9,23 @@ import pytest
 from .conftest import CHAINS, START
 from .test_cli import cli
 
-RUN = ["--chains", str(CHAINS), "--count", "400", "--seed", "11", "--start", START, "-q"]
+BASE = ["--chains", str(CHAINS), "--seed", "11", "--start", START, "-q"]
+RUN = [*BASE, "--count", "400"]
 
 
-def test_shards_together_produce_exactly_the_events_of_one_run():
+ARRIVALS = {  # a shard draws the arrivals of the others without waking for them: every way a run can end
+    "count": ["--count", "400"],
+    "duration": ["--duration", "20s"],  # the run ends at a time, between two arrivals
+    "burst and interval": ["--count", "400", "--initial", "9", "--interval", "7ms"],
+}
+
+
+@pytest.mark.parametrize("arrivals", ARRIVALS.values(), ids=ARRIVALS.keys())
+def test_shards_together_produce_exactly_the_events_of_one_run(arrivals):
     """Shards 0/3, 1/3 and 2/3 write disjoint sets of events whose union is the single run's events."""
-    whole = cli(*RUN).stdout.splitlines()
-    shards = [cli(*RUN, "--shard", f"{i}/3").stdout.splitlines() for i in range(3)]
+    run = BASE + arrivals
+    whole = cli(*run).stdout.splitlines()
+    shards = [cli(*run, "--shard", f"{i}/3").stdout.splitlines() for i in range(3)]
     assert all(shards)
     assert sorted(whole) == sorted(line for shard in shards for line in shard)
     assert len(whole) == len(set(whole))
