@@ -47,7 +47,7 @@ def main() -> int:
         "virtual": {**virtual.measure(count=300 if smoke else 10_000, rounds=1 if smoke else 3),
                     "instructions": virtual.instructions(*((5, 10) if smoke else (200, 1000)))},
         "wallclock": wallclock.measure(smoke),
-        "scaling": scaling.measure(count=300 if smoke else 100_000, rounds=1 if smoke else 3),
+        "scaling": scaling.measure(count=300 if smoke else 100_000, rounds=1 if smoke else 5),
         "startup": startup.measure(rounds=1 if smoke else 5),
         "memory": memory.measure(args.memory_events or (20_000 if smoke else 1_000_000)),
         "sinks": sinks.measure(smoke),
