@@ -229,8 +229,8 @@ class Workers:
                 self._frontier[index] = LAST
                 continue
             data = self._view[:size].tobytes()
-            # Lines without their newlines (JSON lines hold no raw line breaks): split(b"\n") runs at memchr
-            # speed, splitlines() looks at every byte. The last piece is the start of an unfinished line.
+            # Lines without their newlines (JSON lines hold no raw line breaks): split(b"\n") tests each byte
+            # for one value, splitlines() for several. The last piece is the start of an unfinished line.
             lines = data.split(b"\n")
             if self._partial[index]:
                 lines[0] = self._partial[index] + lines[0]
