@@ -120,12 +120,13 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                                f"(default: {DEV_INITIAL} in development mode, else 1)")
     scale = run.add_argument_group("past one core")
     scale.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                       help="run N processes, each a shard of the run, and merge their events in order: "
+                       help="run N processes that share the run's chain instances, and merge their events in order: "
                             "the same output as one process (on the wall clock, the run begins once all are ready)")
     scale.add_argument("--shard", type=_shard, metavar="I/N",
                        help="run only shard I of N (0 <= I < N): N machines together produce exactly the "
                             "events of one run (merge by timestamp)")
     scale.add_argument("--keyed", action="store_true", help=argparse.SUPPRESS)  # worker protocol
+    scale.add_argument("--claims-fd", type=int, help=argparse.SUPPRESS)  # worker protocol: workers.FileClaims
     scale.add_argument("--await-go", action="store_true", help=argparse.SUPPRESS)  # worker protocol
     clock = run.add_argument_group("clock")
     clock.add_argument("--realtime", action="store_true",
@@ -281,7 +282,12 @@ def _run(args: argparse.Namespace) -> int:
         sink = _open_sinks(args)
     if options.realtime and args.start is None and options.wall_origin is None:
         options = _starting_now(options)
-    simulation = Simulation(catalog, options, sink)
+    claims = None
+    if args.claims_fd is not None:
+        from .workers import FileClaims
+
+        claims = FileClaims(args.claims_fd)
+    simulation = Simulation(catalog, options, sink, claims=claims)
     settle_memory()
     if args.keyed:
         sink.scheduler = simulation.scheduler

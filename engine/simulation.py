@@ -12,7 +12,7 @@ import bisect
 import collections
 import itertools
 from random import Random
-from typing import Any
+from typing import Any, Protocol
 
 from orjson import dumps
 
@@ -72,13 +72,31 @@ class Arrivals:
         return self.rng.expovariate(self.rate_per_ms)
 
 
-class Simulation:
-    """Wires a catalog, the options, a scheduler and a sink into one run."""
+class Claims(Protocol):
+    """Blocks of CLAIM_BLOCK instances handed out to whichever process asks first (`--workers`)."""
 
-    def __init__(self, catalog: Catalog, options: RunOptions, sink: Sink, choose: Chooser = choose_by_weight) -> None:
+    def take(self, block: int) -> bool:
+        """Claim `block`, asked for in order: True if it is this process's to run."""
+        ...
+
+
+CLAIM_BLOCK = 32  # instances per claim: a few milliseconds of work
+
+
+class Simulation:
+    """Wires a catalog, the options, a scheduler and a sink into one run.
+
+    Which instances this process runs: all of them; shard i of n (`options.shard`, a fixed split); or,
+    with `claims`, the blocks it claims first, so a worker slowed down by its neighbours takes fewer.
+    """
+
+    def __init__(self, catalog: Catalog, options: RunOptions, sink: Sink, choose: Chooser = choose_by_weight,
+                 claims: Claims | None = None) -> None:
         self.catalog, self.options, self.sink, self.choose = catalog, options, sink, choose
         self._write = sink.write
         self._seed, self._shard, self._programs = options.seed, options.shard, catalog.programs
+        self._claims = claims
+        self._block, self._mine = -1, False  # the last block asked for, and whether it is ours
         self.stats = Stats()
         self.clock = Clock()
         self.shared = {"data": catalog.data}
@@ -103,9 +121,14 @@ class Simulation:
         self.stats.by_outcome[(instance.program.chain.name, instance.result)] += 1
 
     def owns(self, rank: int) -> bool:
-        """The instance of this number in the run belongs to this process's shard."""
-        shard, shards = self._shard
-        return rank % shards == shard
+        """This process runs the instance of this number in the run (asked for every number, in order)."""
+        if self._claims is None:
+            shard, shards = self._shard
+            return rank % shards == shard
+        block = rank // CLAIM_BLOCK
+        if block != self._block:
+            self._block, self._mine = block, self._claims.take(block)
+        return self._mine
 
     def start_instance(self, name: str, now: int) -> ChainInstance | None:
         """Start the next instance of chain `name` at `now` (None when it belongs to another shard).

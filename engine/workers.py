@@ -1,8 +1,10 @@
-"""Past one core: `--workers N` runs N processes, each one shard of the same run, and merges their events.
+"""Past one core: `--workers N` runs N processes that share the chain instances of one run, and merges
+their events.
 
-Shard i of n starts only the chain instances whose number in the run is i modulo n (every shard draws
-every arrival, which is cheap, so instance numbers and random streams are those of one process; it wakes
-only for its own).
+Every worker draws every arrival (it is cheap), so instance numbers and random streams are those of one
+process, but it starts, and wakes for, only its own instances: the blocks of CLAIM_BLOCK instances it
+claimed first (`FileClaims`), so a worker that falls behind takes fewer and all finish together; or,
+without POSIX locks, a fixed shard (i modulo n, as `--shard`).
 A worker writes each line behind its scheduler key, as fixed-width digits (13 of time since the start,
 10 of rank) that sort as bytes; the parent merges the workers' streams on those keys, which is the
 scheduler's own order, so N workers give byte for byte the output of one process. A rank belongs to
@@ -22,10 +24,16 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import IO, Any
 
 import orjson
+
+try:
+    import fcntl
+except ImportError:  # Windows: fixed shards
+    fcntl = None  # type: ignore[assignment]
 
 from .events import format_timestamp
 from .options import RunOptions, Stats
@@ -106,10 +114,13 @@ def _add_stats(total: Stats, line: str) -> None:
         total.by_outcome[(chain, outcome)] += count
 
 
-def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int) -> list[str]:
-    """The command line of one worker: the same run, fully pinned, restricted to one shard."""
+def worker_arguments(chains: str, options: RunOptions, shard: int, shards: int, claims_fd: int | None = None
+                     ) -> list[str]:
+    """The command line of one worker: the same run, fully pinned, restricted to the blocks of instances
+    it claims first from `claims_fd` (or, without one, to one fixed shard)."""
+    share = ["--shard", f"{shard}/{shards}"] if claims_fd is None else ["--claims-fd", str(claims_fd)]
     args = ["run", "--chains", chains, "--seed", str(options.seed), "--start", format_timestamp(options.start_ms),
-            "--initial", str(options.initial), "--shard", f"{shard}/{shards}", "--keyed", "--quiet"]
+            "--initial", str(options.initial), *share, "--keyed", "--quiet"]
     if options.count is not None:
         args += ["--count", str(options.count)]
     if options.duration_ms is not None:
@@ -282,14 +293,56 @@ class Workers:
         return errors
 
 
+class FileClaims:
+    """The workers' claims (`simulation.Claims`): the number of the next free block, in a file they all
+    inherit, read and moved on under a POSIX lock (per process, unlike flock on a shared descriptor).
+
+    Every worker asks for every block in order, so when one asks for block b, all blocks below b are
+    taken: the counter is b (free: take it) or above (another worker took it).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def take(self, block: int) -> bool:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            if int.from_bytes(os.pread(self.fd, 8, 0), "little") != block:
+                return False
+            os.pwrite(self.fd, (block + 1).to_bytes(8, "little"), 0)
+            return True
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+
+def _claims_file() -> int | None:
+    """A new counter at 0 in an unlinked file (nothing to clean up); None where POSIX locks are missing."""
+    if fcntl is None:
+        return None
+    fd, path = tempfile.mkstemp(prefix="chainsim-claims-")
+    os.unlink(path)
+    os.write(fd, bytes(8))
+    return fd
+
+
 def spawn_workers(chains: str, options: RunOptions, workers: int) -> Workers:
-    """Start the worker processes; each loads and validates the chain files itself."""
+    """Start the worker processes; each loads and validates the chain files itself.
+
+    They share the instances by claiming blocks of them as they go (a worker slowed down by the merge or
+    a neighbour takes fewer), or, without POSIX locks, by fixed shards.
+    """
     stdin = subprocess.PIPE if options.realtime else subprocess.DEVNULL  # on the wall clock: go()
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "engine", *worker_arguments(chains, options, i, workers)],
-                         stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for i in range(workers)
-    ]
+    claims = _claims_file()
+    try:
+        processes = [
+            subprocess.Popen([sys.executable, "-m", "engine", *worker_arguments(chains, options, i, workers, claims)],
+                             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             pass_fds=() if claims is None else (claims,))
+            for i in range(workers)
+        ]
+    finally:
+        if claims is not None:
+            os.close(claims)  # the workers hold it open
     for process in processes:
         _enlarge_pipe(process.stdout)
     return Workers(processes)
@@ -332,10 +385,8 @@ def run_workers(workers: Workers, options: RunOptions, sink: Sink) -> tuple[Stat
 def _enlarge_pipe(stream: IO[bytes] | None) -> None:
     """Ask Linux for a larger pipe (F_SETPIPE_SZ); elsewhere, or when refused, keep the default."""
     try:
-        import fcntl
-
         fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)  # type: ignore[union-attr]
-    except (OSError, ImportError, AttributeError):
+    except (OSError, AttributeError):  # AttributeError: no fcntl (None), or no fileno
         pass
 
 
