@@ -45,11 +45,14 @@ def test_each_shard_is_in_timestamp_order_and_merging_by_timestamp_restores_the_
     assert [stamp(x) for x in whole] == [stamp(x) for x in merged]
 
 
-def test_workers_give_byte_identical_output_to_one_process():
-    """--workers 2 and --workers 3 write the same bytes as a single process, and the same summary counts."""
-    single = cli(*RUN)
+@pytest.mark.parametrize("arrivals", ARRIVALS.values(), ids=ARRIVALS.keys())
+def test_workers_give_byte_identical_output_to_one_process(arrivals):
+    """--workers 2 and --workers 3 write the same bytes as a single process, and the same summary counts,
+    however the run ends (the workers claim blocks of instances as they go)."""
+    run = BASE + arrivals
+    single = cli(*run)
     for workers in ("2", "3"):
-        parallel = cli(*RUN, "--workers", workers)
+        parallel = cli(*run, "--workers", workers)
         assert 0 == parallel.returncode
         assert single.stdout == parallel.stdout
         count = lambda r: r.stderr.decode().split(" in ")[0]  # noqa: E731
