@@ -1,7 +1,8 @@
-"""Past one core: --shard splits a run, --workers merges shards back into the one-process output."""
+"""Past one core: --shard splits a run, --workers shares it between processes and merges their output."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -252,10 +253,13 @@ def test_claims_hand_each_block_to_the_first_worker_that_asks():
     fd = _claims_file()
     assert fd is not None
     one, two = FileClaims(fd), FileClaims(fd)
-    assert one.take(0) and not two.take(0)
-    assert two.take(1) and not one.take(1)
-    assert one.take(2) and one.take(3)
-    assert not two.take(2) and not two.take(3) and two.take(4)
+    try:
+        assert one.take(0) and not two.take(0)
+        assert two.take(1) and not one.take(1)
+        assert one.take(2) and one.take(3)
+        assert not two.take(2) and not two.take(3) and two.take(4)
+    finally:
+        os.close(fd)
 
 
 def test_racing_workers_take_every_block_exactly_once():
@@ -281,6 +285,7 @@ def test_racing_workers_take_every_block_exactly_once():
         racer.stdin.write(b"go\n")  # type: ignore[union-attr]
         racer.stdin.flush()  # type: ignore[union-attr]
     taken = [[int(b) for b in racer.communicate()[0].split()] for racer in racers]
+    os.close(fd)
     assert sorted(b for mine in taken for b in mine) == list(range(blocks))
 
 
