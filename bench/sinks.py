@@ -31,7 +31,8 @@ TARGET = 0.8
 
 def _events(count: int) -> tuple[list[dict[str, Any]], list[bytes]]:
     from engine import RunOptions, load_catalog, run_to_list
-    from engine.events import encode
+    from engine.envelope import NATIVE
+    encode = NATIVE.encode
 
     events = run_to_list(load_catalog(ROOT / "chains"), RunOptions(seed=1, start_ms=START_MS, count=count))
     return events, [encode(event) for event in events]
@@ -96,7 +97,9 @@ def _kafka(events: list[dict[str, Any]], lines: list[bytes], rounds: int) -> dic
 def _postgres(events: list[dict[str, Any]], lines: list[bytes], rounds: int) -> dict[str, Any]:
     import psycopg
 
-    from engine.sinks.postgres import DEFAULT_BATCH, open_postgres, payload_json
+    from engine.envelope import NATIVE
+    from engine.sinks.postgres import DEFAULT_BATCH, open_postgres
+    payload_json = NATIVE.payload_json
     from tests.services import drop_table, postgres_url, unique_table
 
     url = postgres_url()

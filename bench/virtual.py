@@ -23,9 +23,13 @@ from typing import Any
 
 from _common import BENCH, PYTHON, ROOT, START, START_MS, engine_command, median, run_child
 
+from engine.sinks import SinkBase  # noqa: E402
 
-class FileSink:
+
+class FileSink(SinkBase):
     """The engine's sink protocol over a buffered file (what the jsonl sink does, minus its own buffer)."""
+
+    needs_event = False
 
     def __init__(self, path: Path) -> None:
         self.file = open(path, "wb", buffering=256 * 1024)  # noqa: SIM115 - closed by close()

@@ -5,73 +5,70 @@ The public surface, for programs and tests that drive the engine directly:
     from engine import RunOptions, load_catalog, run_to_list
     catalog = load_catalog("chains/")
     events = run_to_list(catalog, RunOptions(seed=7, start_ms=0, count=10, rate=5))
+
+Names are handed on from the modules that define them, on first use: `python -m engine` starts with this
+package, so the less it imports the sooner the command can catch Ctrl-C, and the parent of `--workers`
+needs neither loader nor simulation (nor the libraries they import).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from .errors import ChainError, Problem, RunError, UsageError
+from .errors import (
+    ChainError,
+    ChainsimError,
+    LoadError,
+    Problem,
+    RunError,
+    SinkError,
+    TemplateRunError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
-    from .loader import Catalog, load_catalog
-    from .options import RunOptions, Stats
-    from .simulation import Simulation
+    from .envelope import NATIVE, Encoding
+    from .load.catalog import Catalog, load_catalog
+    from .run.arrivals import Arrival, Arrivals
+    from .run.collect import run_to_list
+    from .run.options import RunOptions, Stats
+    from .run.simulation import Simulation
+    from .sinks import Sink, SinkBase
 
 __all__ = [
+    "NATIVE",
+    "Arrival",
+    "Arrivals",
     "Catalog",
     "ChainError",
+    "ChainsimError",
+    "Encoding",
+    "LoadError",
     "Problem",
     "RunError",
     "RunOptions",
     "Simulation",
+    "Sink",
+    "SinkBase",
+    "SinkError",
     "Stats",
+    "TemplateRunError",
     "UsageError",
     "load_catalog",
     "run_to_list",
 ]
 
-
-_LAZY = {"Catalog": "loader", "load_catalog": "loader", "Simulation": "simulation", "RunOptions": "options",
-         "Stats": "options"}
+_FROM = {
+    "Catalog": "load.catalog", "load_catalog": "load.catalog", "Simulation": "run.simulation",
+    "RunOptions": "run.options", "Stats": "run.options", "run_to_list": "run.collect", "Arrival": "run.arrivals",
+    "Arrivals": "run.arrivals", "Sink": "sinks", "SinkBase": "sinks", "Encoding": "envelope", "NATIVE": "envelope",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The loader, the simulation and the options are imported on first use: `python -m engine` starts
-    with this package (the less it imports, the sooner the command can catch Ctrl-C), and the parent of
-    `--workers` needs neither loader nor simulation (nor the libraries they import)."""
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _ListSink:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def write(self, event: dict[str, Any], line: bytes) -> None:
-        # A copy of the event as written: the engine shares constant payload parts between events.
-        self.events.append(orjson.loads(line))
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def run_to_list(catalog: Catalog, options: RunOptions) -> list[dict[str, Any]]:
-    """Run and return the events, in order (for tests and notebooks); needs a count or a duration."""
-    if options.count is None and options.duration_ms is None:
-        raise ValueError("run_to_list needs RunOptions with count or duration_ms: the run would never end")
-    from .simulation import Simulation
-
-    sink = _ListSink()
-    Simulation(catalog, options, sink).run()
-    return sink.events
+    if name not in _FROM:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_FROM[name]}", __name__), name)
+    globals()[name] = value
+    return value

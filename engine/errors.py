@@ -1,13 +1,21 @@
-"""Errors a person can act on: one parseable line, then where, then a hint.
+"""Every error chainsim raises, in one family: catch `ChainsimError` to catch them all.
+
+Each one is a person's next step: one line an editor or CI can parse, then where, then a hint.
 
     chains/agent.yaml:14:12: $.steps[2].delay: max (-5) is below min (50)
       at chain 'agent_execution' > step 'execution_finished' > key 'delay'
       hint: a delay range is [min, max] in milliseconds, e.g. delay: [500, 1500]
+
+    ChainsimError
+      LoadError (ValueError)          chain or scenario files are not valid: .problems, .report()
+      UsageError (ValueError)         a flag, option or argument the engine cannot use
+      RunError (RuntimeError)         a run could not go on; the events before it were kept
+        TemplateRunError              a template failed at run time: file, line, chain, step, key
+        SinkError                     a sink could not open, write or deliver
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -23,9 +31,22 @@ def json_path(path: Sequence[str | int]) -> str:
     return out
 
 
+def located(file: str, line: int, column: int, path: Path, message: str, where: str = "", hint: str = "") -> str:
+    """`file:line:col: $.path: message`, then `  at where`, then `  hint: hint` (the parts that are known)."""
+    if line:
+        text = f"{file}:{line}:{column}: {json_path(path)}: {message}"
+    else:  # about a folder or a whole file, not a place in it
+        text = f"{file}: {message}"
+    if where:
+        text += f"\n  at {where}"
+    if hint:
+        text += f"\n  hint: {hint}"
+    return text
+
+
 @attrs.frozen(order=False)
 class Problem:
-    """One thing wrong with one chain file, with everything needed to find and fix it."""
+    """One thing wrong with one file, with everything needed to find and fix it."""
 
     file: str
     line: int  # 1-based; 0 when unknown
@@ -39,25 +60,15 @@ class Problem:
         return (self.file, self.line, self.column, self.message)
 
     def __str__(self) -> str:
-        if self.line:
-            text = f"{self.file}:{self.line}:{self.column}: {json_path(self.path)}: {self.message}"
-        else:  # about a folder, not a place in a file
-            text = f"{self.file}: {self.message}"
-        if self.where:
-            text += f"\n  at {self.where}"
-        if self.hint:
-            text += f"\n  hint: {self.hint}"
-        return text
+        return located(self.file, self.line, self.column, self.path, self.message, self.where, self.hint)
 
 
-def did_you_mean(name: str, known: Iterable[str], otherwise: str) -> str:
-    """The hint for a name that is not known: the closest known one, else `otherwise`."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"did you mean {close[0]!r}?" if close else otherwise
+class ChainsimError(Exception):
+    """The base of every error chainsim raises on purpose (anything else is a bug)."""
 
 
-class ChainError(ValueError):
-    """Chain files are not valid; carries every problem found, sorted by file and line."""
+class LoadError(ChainsimError, ValueError):
+    """Files are not valid; carries every problem found, sorted by file and line."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems = sorted(problems, key=Problem.sort_key)
@@ -71,8 +82,19 @@ class ChainError(ValueError):
         return f"{self}\n{tail}"
 
 
-class RunError(RuntimeError):
-    """A run could not go on (a template failed at run time, a sink broke); events before it were kept."""
+ChainError = LoadError  # the name of chainsim 0.1
+
+
+class UsageError(ChainsimError, ValueError):
+    """A command-line flag, option or argument has a value the engine cannot use."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.message, self.hint = message, hint
+        super().__init__(message + (f"\n  hint: {hint}" if hint else ""))
+
+
+class RunError(ChainsimError, RuntimeError):
+    """A run could not go on; the events before it were kept."""
 
     def __init__(self, message: str, hint: str = "") -> None:
         self.message = message
@@ -80,5 +102,15 @@ class RunError(RuntimeError):
         super().__init__(message + (f"\n  hint: {hint}" if hint else ""))
 
 
-class UsageError(ValueError):
-    """A command-line flag has a value the engine cannot use."""
+class TemplateRunError(RunError):
+    """A template failed at run time on a draw the load-time dry run did not meet: where it is written."""
+
+    def __init__(self, problem: Problem, chain: str, step: str | None, key: str, cause: BaseException) -> None:
+        self.problem, self.chain, self.step, self.key, self.cause = problem, chain, step, key, cause
+        self.file, self.line, self.column, self.path = problem.file, problem.line, problem.column, problem.path
+        super().__init__(located(problem.file, problem.line, problem.column, problem.path, problem.message,
+                                 problem.where), problem.hint)
+
+
+class SinkError(RunError):
+    """A sink could not open its destination, write to it or deliver to it."""

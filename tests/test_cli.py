@@ -133,7 +133,7 @@ def test_help_documents_every_flag():
     [
         (["--count", "-1"], "argument --count: '-1' is negative"),
         (["--rate", "0"], "argument --rate: '0' must be above 0"),
-        (["--interval", "soon"], "argument --interval: 'soon' is not a duration (e.g. 500, 500ms, 1.5s, 2m)"),
+        (["--interval", "soon"], "argument --interval: 'soon' is not a duration (e.g. 500, 500ms, 1.5s, 2m, 1d)"),
         (["--count", "1", "--start", "yesterday"],
          "chainsim: error: --start 'yesterday' is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z"),
         (["--count", "1", "--rate", "1", "--interval", "1s"],

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from engine.delays import Delay, parse_duration
+from engine.load.delays import Delay, parse_duration
 
 
 @pytest.mark.parametrize(("text", "ms"), [(150, 150.0), (2.5, 2.5), ("150ms", 150.0), ("1.5s", 1500.0),

@@ -7,13 +7,16 @@ from datetime import datetime
 import pytest
 from jinja2.exceptions import SecurityError
 
-from engine.fakers import (
-    FakerFacade,
-    RandomFacade,
-    UnknownGeneratorError,
-    faker_for_locale,
-)
-from engine.sandbox import TemplateLimitError, new_environment
+from engine.templates import fakers as fakers_module
+from engine.templates.fakers import FakerFacade as _Facade
+from engine.templates.fakers import Fakers, UnknownGeneratorError, set_time
+from engine.templates.randoms import RandomFacade
+from engine.templates.sandbox import TemplateLimitError, new_environment
+
+
+def FakerFacade(locale: str, rng: random.Random, fakers: Fakers | None = None) -> _Facade:  # noqa: N802
+    """A facade on a pool of its own, as one run's instances share their run's."""
+    return _Facade(locale, rng, fakers or Fakers())
 
 
 def render(source: str, seed: int = 5) -> str:
@@ -47,10 +50,11 @@ def test_different_seeds_give_different_faker_data() -> None:
 
 
 def test_interleaving_facades_does_not_change_their_data() -> None:
-    """Facades sharing one cached Faker give the same values whether their calls interleave or not."""
+    """Facades sharing one run's Faker give the same values whether their calls interleave or not."""
     alone = [draws(FakerFacade("en_US", random.Random(seed))) for seed in (7, 8)]
-    first = FakerFacade("en_US", random.Random(7))
-    second = FakerFacade("en_US", random.Random(8))
+    pool = Fakers()
+    first = FakerFacade("en_US", random.Random(7), pool)
+    second = FakerFacade("en_US", random.Random(8), pool)
     mixed: list[list[object]] = [[], []]
     for _ in range(5):
         mixed[0].append(first.name())
@@ -101,7 +105,7 @@ def test_unknown_generator_suggests_the_closest_name() -> None:
     with pytest.raises(UnknownGeneratorError) as caught:
         render("{{ faker.nme() }}")
     assert "faker has no generator 'nme'; did you mean 'name'?" == str(caught.value)
-    assert ("nme", "name") == (caught.value.name, caught.value.suggestion)
+    assert ("faker", "nme") == (caught.value.owner, caught.value.name)
 
 
 def test_unknown_random_helper_suggests_the_closest_name() -> None:
@@ -187,52 +191,75 @@ def test_random_facade_is_deterministic_in_templates() -> None:
 def test_unknown_locale_is_a_value_error() -> None:
     """An unknown locale is refused with a clear message."""
     with pytest.raises(ValueError, match="unknown Faker locale 'xx_YY'"):
-        faker_for_locale("xx_YY")
+        Fakers().generator("xx_YY")
 
 
-def test_known_locale_works_and_is_cached() -> None:
-    """de_DE builds a Faker once and reuses it."""
-    assert faker_for_locale("de_DE") is faker_for_locale("de_DE")
-    assert FakerFacade("de_DE", random.Random(1)).name()
+def test_a_run_builds_one_generator_per_locale() -> None:
+    """A pool builds de_DE once and reuses it; another pool (another run) has its own."""
+    pool = Fakers()
+    assert pool.generator("de_DE") is pool.generator("de_DE")
+    assert pool.generator("de_DE") is not Fakers().generator("de_DE")
+    assert FakerFacade("de_DE", random.Random(1), pool).name()
 
 
-def test_facade_never_reseeds_the_shared_faker() -> None:
-    """Using a facade leaves the rng it was given as the only source of randomness."""
+def test_facade_draws_only_from_the_rng_it_was_given() -> None:
+    """Using a facade points its run's generator at the instance's rng, the only source of randomness."""
     rng = random.Random(4)
-    facade = FakerFacade("en_US", rng)
+    pool = Fakers()
+    facade = FakerFacade("en_US", rng, pool)
     expected_state = random.Random(4)
     facade.name()
     assert rng.getstate() != expected_state.getstate()
-    assert faker_for_locale("en_US")._factories[0].random is rng
+    assert pool.generator("en_US").random is rng
 
 
-@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP"])
-def test_cached_weights_and_word_lists_draw_exactly_what_faker_draws(locale: str) -> None:
-    """The engine's O(log n) weighted draws and uncopied word lists give the same values as Faker's own
-    random_elements and get_words_list."""
+def test_a_users_own_faker_is_left_alone() -> None:
+    """After facades draw dates at a simulated 1970, a user's Faker() still reads today, and Faker's classes,
+    modules and shared random are what they were."""
+    import datetime as dt
+
+    import faker
+    import faker.providers.date_time as date_time
+    from faker.generator import random as shared_random
     from faker.providers import BaseProvider
     from faker.providers.lorem import Provider as Lorem
 
+    before = (BaseProvider.random_elements, Lorem.get_words_list, date_time.datetime, date_time.dtdate,
+              date_time._get_local_timezone, shared_random.getstate())
+    facade = FakerFacade("en_US", random.Random(2))
+    set_time(facade, 0)
+    assert facade.date_this_year().startswith("1970") if isinstance(facade.date_this_year(), str) else \
+        facade.date_this_year().year == 1970
+    facade.name(), facade.sentence(), facade.date_time_this_month()
+    after = (BaseProvider.random_elements, Lorem.get_words_list, date_time.datetime, date_time.dtdate,
+             date_time._get_local_timezone, shared_random.getstate())
+    assert before == after
+    assert dt.date.today().year == faker.Faker().date_this_year().year
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP"])
+def test_a_runs_generators_draw_exactly_what_faker_draws(locale: str) -> None:
+    """The run's copies of Faker's providers (O(log n) weighted draws, word lists not copied) give the same
+    values from the same random stream as Faker's own, unchanged generator."""
+    import faker
+
     names = ["name", "first_name", "last_name", "user_name", "email", "address", "sentence", "catch_phrase",
              "company", "job", "city", "file_path", "domain_word", "paragraph", "street_address", "word",
-             "words", "sentences", "text", "slug", "texts", "paragraphs"]
+             "words", "sentences", "text", "slug", "texts", "paragraphs", "ipv4", "uuid4", "pyint"]
 
-    def draws() -> list:
-        facade = FakerFacade(locale, random.Random(11))
-        return [getattr(facade, name)() for name in names * 20] + [
-            facade.words(nb=4, unique=True), facade.word(ext_word_list=["a", "b", "c"]),
-            facade.sentence(nb_words=10, ext_word_list=("x", "y")), facade.words(part_of_speech="verb")
-            if locale == "en_US" else None]
+    def draws(call: object) -> list:
+        out = [call(name) for name in names * 20]  # type: ignore[operator]
+        out += [call("words", nb=4, unique=True), call("word", ext_word_list=["a", "b", "c"]),
+                call("sentence", nb_words=10, ext_word_list=("x", "y"))]
+        if locale == "en_US":
+            out.append(call("words", part_of_speech="verb"))
+        return out
 
-    faster = draws()  # the first facade installs the fast paths
-    patched = BaseProvider.random_elements, Lorem.get_words_list
-    BaseProvider.random_elements = patched[0].original  # type: ignore[attr-defined]
-    Lorem.get_words_list = patched[1].original  # type: ignore[attr-defined,method-assign]
-    try:
-        plain = draws()
-    finally:
-        BaseProvider.random_elements, Lorem.get_words_list = patched  # type: ignore[method-assign]
-    assert plain == faster
+    facade = FakerFacade(locale, random.Random(11))
+    plain = faker.Faker(locale)
+    plain._factories[0].random = random.Random(11)
+    assert draws(lambda name, **kw: getattr(plain, name)(**kw)) == \
+        draws(lambda name, **kw: getattr(facade, name)(**kw))
 
 
 @pytest.mark.parametrize("size", ["3e7", "30000000.5", "10.0 ** 30"])
@@ -246,8 +273,6 @@ def test_size_caps_take_floats_too(size: str) -> None:
 
 def test_generators_that_read_today_follow_the_simulated_clock() -> None:
     """Locale providers that read today's date (ru_RU's OGRN year here) see the simulated time instead."""
-    from engine.fakers import set_time
-
     facade = FakerFacade("ru_RU", random.Random(3))
     set_time(facade, 1041379200000)  # 2003-01-01
     years = {int(facade.businesses_ogrn()[1:3]) for _ in range(200)}
@@ -263,23 +288,36 @@ def test_generators_with_a_date_fixed_at_import_are_not_offered() -> None:
 
 @pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP", "fr_CA", "es_MX", "zh_TW"])
 def test_the_quick_locale_lookup_picks_the_providers_faker_picks(locale: str) -> None:
-    """Faker(locale) built with the engine's locale lookup (no folder listing) gets the same provider
-    classes, localized the same way, as Faker's own lookup."""
-    import faker
+    """The engine's provider lookup (no folder listing) picks the classes Faker picks, localized the same way."""
+    from faker.config import PROVIDERS
     from faker.factory import Factory
 
-    from engine.fakers import _locale_lookup
+    from engine.templates.simulated_faker import provider_class
 
-    def providers(quick: bool) -> list[tuple[type, str | None]]:
-        Factory._find_provider_class.cache_clear()
-        if quick:
-            with _locale_lookup():
-                generator = faker.Faker(locale)._factories[0]
-        else:
-            generator = faker.Faker(locale)._factories[0]
-        return [(type(provider), getattr(provider, "__lang__", None)) for provider in generator.get_providers()]
+    paths = [path for path in PROVIDERS if path != "faker.providers"]
+    assert [Factory._find_provider_class(path, locale)[:2] for path in paths] == \
+        [provider_class(path, locale) for path in paths]
 
-    try:
-        assert providers(quick=False) == providers(quick=True)
-    finally:
-        Factory._find_provider_class.cache_clear()
+
+def test_the_facade_module_holds_no_faker_of_its_own() -> None:
+    """No process-wide Faker is left in the module: every generator belongs to a run's pool."""
+    assert not hasattr(fakers_module, "faker_for_locale")
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ru_RU"])
+def test_the_generators_offered_are_those_of_a_faker_generator(locale: str) -> None:
+    """generator_names (read off the provider classes) lists what a Faker generator of the locale offers, less
+    the blocked ones and those dated at import; each signature is that of the generator's bound method."""
+    import inspect
+
+    import faker
+
+    from engine.templates.fakers import BLOCKED_GENERATORS, _dated_at_import, _signature, generator_names
+
+    generator = faker.Faker(locale)._factories[0]
+    offered = {name for provider in generator.get_providers() for name in dir(provider)
+               if not name.startswith("_") and callable(getattr(provider, name))
+               and not _dated_at_import(getattr(provider, name))} - BLOCKED_GENERATORS
+    assert offered == generator_names(locale)
+    for name in sorted(offered):
+        assert inspect.signature(getattr(generator, name)) == _signature(locale, name), name

@@ -7,9 +7,11 @@ import attrs
 import pytest
 
 from engine import RunOptions, load_catalog, run_to_list
-from engine.events import encode
+from engine.envelope import NATIVE
 
 from .conftest import CHAINS, ROOT, START_MS
+
+encode = NATIVE.encode
 
 GOLDEN = ROOT / "tests" / "golden"
 CATALOG = load_catalog(CHAINS)

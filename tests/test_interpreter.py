@@ -210,7 +210,7 @@ class _Collect:
 def test_faker_dates_follow_the_simulated_clock(catalog_of):
     """faker's "now" is the simulated time, so dates are reproducible and never after the event."""
     from engine import RunOptions, run_to_list
-    from engine.events import parse_timestamp
+    from engine.envelope.fields import parse_timestamp
 
     text = "name: d\nsteps: [{id: a, event_type: t, payload: {when: '{{ faker.date_time() }}', " \
            "day: '{{ faker.date_this_year() }}'}}]\n"

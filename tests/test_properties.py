@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import RunOptions, load_catalog, run_to_list
-from engine.events import parse_timestamp
+from engine.envelope.fields import parse_timestamp
 
 delays = st.tuples(st.integers(0, 500), st.integers(0, 500)).map(lambda t: [min(t), max(t)])
 distributions = st.one_of(

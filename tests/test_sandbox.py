@@ -5,7 +5,7 @@ import time
 import pytest
 from jinja2.exceptions import SecurityError, TemplateAssertionError, UndefinedError
 
-from engine.sandbox import (
+from engine.templates.sandbox import (
     MAX_LOOP_ITERATIONS,
     MAX_OUTPUT,
     TemplateLimitError,

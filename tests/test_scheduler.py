@@ -1,10 +1,9 @@
-"""The scheduler: order, first-in-first-out at equal times, stop, and the wall-clock variant."""
+"""The scheduler: order, first-in-first-out at equal times, peek and step, stop."""
 
 from __future__ import annotations
 
-import time
-
-from engine.scheduler import Scheduler, WallClockScheduler
+from engine.run.clocks import run_virtual
+from engine.run.scheduler import Scheduler
 
 
 class Ticker:
@@ -24,7 +23,7 @@ def test_processes_run_in_time_order():
     scheduler = Scheduler(0)
     scheduler.schedule(30, Ticker("late", [], log))
     scheduler.schedule(10, Ticker("early", [5, 100], log))
-    scheduler.run()
+    run_virtual(scheduler)
     assert [(10, "early"), (15, "early"), (30, "late"), (115, "early")] == log
 
 
@@ -34,7 +33,7 @@ def test_equal_times_are_first_in_first_out():
     scheduler = Scheduler(0)
     for name in "abcde":
         scheduler.schedule(7, Ticker(name, [], log))
-    scheduler.run()
+    run_virtual(scheduler)
     assert [(7, n) for n in "abcde"] == log
 
 
@@ -43,10 +42,10 @@ def test_run_until_stops_at_the_limit_and_can_go_on():
     log: list = []
     scheduler = Scheduler(0)
     scheduler.schedule(0, Ticker("t", [10] * 5, log))
-    scheduler.run(until=25)
+    run_virtual(scheduler, until=25)
     assert [0, 10, 20] == [t for t, _ in log]
     assert 25 == scheduler.now
-    scheduler.run()
+    run_virtual(scheduler)
     assert [0, 10, 20, 30, 40, 50] == [t for t, _ in log]
 
 
@@ -62,60 +61,29 @@ def test_stop_ends_the_loop_after_the_current_item():
 
     scheduler.schedule(5, Ticker("t", [10] * 5, log))
     scheduler.schedule(6, Stopper())
-    scheduler.run()
+    run_virtual(scheduler)
     assert [(5, "t")] == log
     assert scheduler.stopped
 
 
-def test_the_wall_clock_waits_until_items_are_due():
-    """Simulated 200 ms at speed 2 take about 100 ms of real time, and before_wait runs before sleeping."""
+def test_peek_says_when_the_next_item_is_due_and_step_runs_it():
+    """peek() is the time of the next item (None when there is none); step() runs exactly that one."""
     log: list = []
-    flushes: list = []
-    scheduler = WallClockScheduler(1000, speed=2.0, before_wait=lambda at: flushes.append((len(log), at)))
-    scheduler.schedule(1000, Ticker("t", [100, 100], log))
-    began = time.monotonic()
-    scheduler.run()
-    elapsed = time.monotonic() - began
-    assert [1000, 1100, 1200] == [t for t, _ in log]
-    assert 0.095 <= elapsed < 0.6
-    assert [(1, 1100), (2, 1200)] == flushes  # told which item it waits for
+    scheduler = Scheduler(0)
+    assert scheduler.peek() is None
+    scheduler.schedule(20, Ticker("b", [], log))
+    scheduler.schedule(10, Ticker("a", [30], log))
+    assert 10 == scheduler.peek()
+    scheduler.step()
+    assert ([(10, "a")], 20, 10) == (log, scheduler.peek(), scheduler.now)
+    scheduler.step()
+    scheduler.step()
+    assert ([(10, "a"), (20, "b"), (40, "a")], None) == (log, scheduler.peek())
 
 
-def test_the_wall_clock_runs_late_items_at_once():
-    """An item already due does not wait (a late scheduler catches up instead of sleeping)."""
-    fake_now = [100.0]
-    scheduler = WallClockScheduler(0, monotonic=lambda: fake_now[0])
-    fake_now[0] = 105.0  # five seconds later: everything up to 5000 ms is due
-    log: list = []
-    scheduler.schedule(0, Ticker("t", [1000] * 4, log))
-    scheduler.run()
-    assert [0, 1000, 2000, 3000, 4000] == [t for t, _ in log]
-
-
-def _flush_times(monkeypatch, flush_every: float) -> tuple[list[float], list[float]]:
-    """(wall times items ran at, wall times of the flushes) for an item every 10 ms for one second,
-    on a fake clock that sleeping moves forward."""
-    clock = [50.0]
-    monkeypatch.setattr(time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
-    flushes: list[float] = []
-    scheduler = WallClockScheduler(0, before_wait=lambda at: flushes.append(clock[0]), monotonic=lambda: clock[0],
-                                   flush_every=flush_every)
-    log: list = []
-    scheduler.schedule(0, Ticker("t", [10] * 100, log))
-    scheduler.run()
-    flushes.append(clock[0])  # Simulation.run flushes the sink when the scheduler is done
-    return [50.0 + t / 1000 for t, _ in log], flushes
-
-
-def test_by_default_the_sink_is_flushed_before_every_wait(monkeypatch):
-    ran, flushes = _flush_times(monkeypatch, 0.0)
-    assert 101 == len(flushes)
-
-
-def test_a_sink_with_flush_every_is_flushed_that_often_and_no_event_waits_longer(monkeypatch):
-    """flush_every=0.1 (the PostgreSQL sink: one transaction per flush): about 10 flushes in one second
-    instead of 100, and every item is followed by a flush within 0.1 s."""
-    ran, flushes = _flush_times(monkeypatch, 0.1)
-    assert 9 <= len(flushes) <= 12
-    for moment in ran:
-        assert any(moment <= flush <= moment + 0.1 + 1e-9 for flush in flushes), moment
+def test_a_stopped_scheduler_has_nothing_due():
+    """After stop(), peek() is None, so every clock ends its loop."""
+    scheduler = Scheduler(0)
+    scheduler.schedule(5, Ticker("t", [], []))
+    scheduler.stop()
+    assert (None, 1) == (scheduler.peek(), len(scheduler))

@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 
-from engine import schema
+from engine.load import schema
 
 from .conftest import CHAINS, ROOT
 

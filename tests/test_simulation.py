@@ -9,9 +9,12 @@ import math
 import pytest
 
 from engine import RunOptions, Simulation, load_catalog, run_to_list
-from engine.events import encode, parse_timestamp
+from engine.envelope import NATIVE
+from engine.envelope.fields import parse_timestamp
 
 from .conftest import CHAINS, START_MS, run
+
+encode = NATIVE.encode
 
 SEED_WEIGHTS = {
     "intelligence_query": 30, "agent_execution": 20, "code_generation": 15, "metadata_stamping": 10,

@@ -15,10 +15,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from engine.events import encode
+from engine.envelope import NATIVE
 from engine.sinks.postgres import open_postgres
 from tests.conftest import CHAINS, ROOT, START
 from tests.services import free_port
+
+encode = NATIVE.encode
 
 pytest_plugins = ["tests.conftest_services"]  # the service fixtures
 

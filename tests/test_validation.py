@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import _yaml
-from engine.loader import chain_files
+from engine.load import yaml_marks as _yaml
+from engine.load.files import yaml_files as chain_files
 
 from .conftest import CHAINS, ROOT
 
@@ -128,7 +128,7 @@ BAD_DELAYS = [
     ("bad_duration_string", """\
 chain.yaml:6:12: $.steps[1].delay: the string '5 sec' is not a duration
   at chain 'demo' > step 'completed' > key 'delay'
-  hint: a duration is a number of milliseconds (150) or a string with a unit: "150ms", "1.5s", "2m", "1h"
+  hint: a duration is a number of milliseconds (150) or a string with a unit: "150ms", "1.5s", "2m", "1h", "1d"
 1 problem in 1 file
 """),
     ("range_min_above_max", """\

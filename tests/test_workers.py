@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from engine.sinks import SinkBase
+
 from .conftest import CHAINS, START
 from .test_cli import cli
 
@@ -144,7 +146,9 @@ def test_invalid_chains_with_workers_leave_the_output_file_alone(chain_dir, tmp_
 
 
 def _keyed(time_ms: int, rank: int, text: str = "") -> bytes:
-    return b"%013d%010d%s\n" % (time_ms, rank, text.encode())
+    from engine.parallel.keyed import key
+
+    return key(time_ms, rank) + text.encode() + b"\n"
 
 
 def _workers_writing(*outputs: list[bytes], cut: int = 0):
@@ -153,7 +157,7 @@ def _workers_writing(*outputs: list[bytes], cut: int = 0):
     import subprocess
     import sys
 
-    from engine.workers import Workers
+    from engine.parallel.merge import Merge
 
     script = ("import sys, time\nfor part in {parts!r}:\n"
               "    sys.stdout.buffer.write(part); sys.stdout.flush(); time.sleep(0.01)")
@@ -165,10 +169,10 @@ def _workers_writing(*outputs: list[bytes], cut: int = 0):
             parts = [data[i:i + cut] for i in range(0, len(data), cut)]
         processes.append(subprocess.Popen([sys.executable, "-c", script.format(parts=parts)],
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    return Workers(processes)
+    return Merge([p.stdout for p in processes])
 
 
-class _Lines:
+class _Lines(SinkBase):
     needs_event = False
 
     def __init__(self) -> None:
@@ -180,15 +184,12 @@ class _Lines:
     def write_lines(self, lines):
         self.data += lines
 
-    def flush(self):
-        pass
-
 
 def _merged(one: list[bytes], two: list[bytes], paced: bool, sink: Any = None, cut: int = 0) -> bytes:
-    workers = _workers_writing(one, two, cut=cut)
-    assert workers.ready()
+    merge = _workers_writing(one, two, cut=cut)
+    assert merge.ready()
     sink = sink or _Lines()
-    workers.merge(sink, paced=paced)
+    merge.into(sink, paced=paced)
     return sink.data
 
 
@@ -212,8 +213,8 @@ def test_a_stop_mark_split_between_two_reads_still_ends_the_merge():
     inside an event is not a stop mark."""
     one = [_keyed(0, 0), _keyed(5, 2, '{"a":"hi!!"}'), _keyed(7, 4, "!")]
     two = [_keyed(0, 0), _keyed(6, 3, '{"b":1}'), _keyed(7, 5, '{"b":2}'), _keyed(9, 1, '{"b":3}')]
-    assert len(b"".join(one)) % 28 == 1  # the last write of worker one is its final newline alone
-    assert b'{"a":"hi!!"}\n{"b":1}\n' == _merged(one, two, paced=False, cut=28)
+    assert len(b"".join(one)) % 30 == 1  # the last write of worker one is its final newline alone
+    assert b'{"a":"hi!!"}\n{"b":1}\n' == _merged(one, two, paced=False, cut=30)
 
 
 def test_a_worker_that_ends_before_its_first_line_is_not_ready():
@@ -222,8 +223,8 @@ def test_a_worker_that_ends_before_its_first_line_is_not_ready():
     assert not workers.ready()
 
 
-class _EventsLines:
-    """A sink that takes lines one at a time (no write_lines) and says it needs the events, or not."""
+class _EventsLines(SinkBase):
+    """A sink that takes lines one at a time (SinkBase's write_lines) and says it needs the events, or not."""
 
     def __init__(self, needs_event: bool) -> None:
         self.needs_event, self.data, self.events = needs_event, b"", []
@@ -232,13 +233,10 @@ class _EventsLines:
         self.data += line
         self.events.append(event)
 
-    def flush(self):
-        pass
-
 
 @pytest.mark.parametrize("needs_event", [True, False])
 def test_the_merge_decodes_events_only_for_sinks_that_need_them(needs_event):
-    """One line at a time to a sink without write_lines: decoded events when it needs them, else {}."""
+    """One line at a time to a sink of SinkBase's write_lines: decoded events when it needs them, else {}."""
     one = [_keyed(0, 0), _keyed(5, 2, '{"a":1}')]
     two = [_keyed(0, 0), _keyed(6, 3, '{"b":2}')]
     sink = _EventsLines(needs_event)
@@ -248,9 +246,9 @@ def test_the_merge_decodes_events_only_for_sinks_that_need_them(needs_event):
 
 def test_claims_hand_each_block_to_the_first_worker_that_asks():
     """Blocks are asked for in order: the first to ask takes a block, a later asker is told it is taken."""
-    from engine.workers import FileClaims, _claims_file
+    from engine.parallel.claims import FileClaims, claims_file
 
-    fd = _claims_file()
+    fd = claims_file()
     assert fd is not None
     one, two = FileClaims(fd), FileClaims(fd)
     try:
@@ -270,12 +268,12 @@ def test_racing_workers_take_every_block_exactly_once():
     import sys
     import time
 
-    from engine.workers import _claims_file
+    from engine.parallel.claims import claims_file
 
-    fd = _claims_file()
+    fd = claims_file()
     assert fd is not None
     blocks = 20_000
-    script = ("import sys\nfrom engine.workers import FileClaims\nclaims = FileClaims(int(sys.argv[1]))\n"
+    script = ("import sys\nfrom engine.parallel.claims import FileClaims\nclaims = FileClaims(int(sys.argv[1]))\n"
               "sys.stdin.readline()  # all start together\n"
               f"print(' '.join(str(b) for b in range({blocks}) if claims.take(b)))")
     racers = [subprocess.Popen([sys.executable, "-c", script, str(fd)], pass_fds=(fd,), stdin=subprocess.PIPE,
@@ -291,13 +289,15 @@ def test_racing_workers_take_every_block_exactly_once():
 
 def test_without_posix_locks_workers_fall_back_to_fixed_shards(monkeypatch):
     """Where fcntl is missing (Windows) there is no claims file, and each worker gets a fixed shard."""
-    import engine.workers as workers
-    from engine.options import RunOptions
+    import json
+
+    import engine.parallel.claims as claims
+    from engine.parallel.workers import job
+    from engine.run.options import RunOptions
 
     options = RunOptions(seed=1, start_ms=0, count=10)
-    monkeypatch.setattr(workers, "fcntl", None)
-    assert workers._claims_file() is None
-    fixed = workers.worker_arguments("chains", options, 1, 2, None)
-    assert "--shard" in fixed and fixed[fixed.index("--shard") + 1] == "1/2" and "--claims-fd" not in fixed
-    claimed = workers.worker_arguments("chains", options, 1, 2, 7)
-    assert "--shard" not in claimed and claimed[claimed.index("--claims-fd") + 1] == "7"
+    monkeypatch.setattr(claims, "fcntl", None)
+    assert claims.claims_file() is None
+    fixed = json.loads(job("chains", options, 1, 2, None))
+    assert (None, [1, 2]) == (fixed["claims_fd"], fixed["shard"])
+    assert options == RunOptions.from_json(json.dumps(fixed["options"]))  # the options come whole

@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from ..envelope import Encoding
+from . import SinkBase
+
 BUFFER_BYTES = 256 * 1024
 
 
-class JsonlSink:
+class JsonlSink(SinkBase):
     """Buffers whole lines and writes them in large chunks; a line is never split by a stop."""
 
     needs_event = False  # writes the encoded line only
@@ -48,7 +51,7 @@ class JsonlSink:
                 self.stream.close()
 
 
-def open_jsonl(target: str) -> JsonlSink:
+def open_jsonl(target: str, encoding: Encoding | None = None) -> JsonlSink:
     """`-` or empty: stdout; anything else: a file path, created or truncated."""
     if target in ("", "-"):
         return JsonlSink(sys.stdout.buffer)

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import RunError, UsageError
-from ..events import FIELDS
+from ..envelope import NATIVE, Encoding
+from ..envelope.fields import FIELDS
+from ..errors import SinkError, UsageError
+from ..hints import hint
+from . import SinkBase
 
 INSTALL = "pip install 'chainsim[kafka]'"
 USAGE = "a Kafka sink is kafka://HOST:PORT/TOPIC[?option=value&...], e.g. kafka://localhost:9092/events"
@@ -36,15 +39,17 @@ class _LastLog(logging.Handler):
         self.last = record.getMessage()
 
 
-class KafkaSink:
-    """Produces each event's JSON line; counts failed deliveries and reports them, not each message."""
+class KafkaSink(SinkBase):
+    """Produces each event's encoded value; counts failed deliveries and reports them, not each message."""
 
-    def __init__(self, config: dict[str, str], topic: str, key: str | None, topic_per_type: bool) -> None:
+    def __init__(self, config: dict[str, str], topic: str, key: str | None, topic_per_type: bool,
+                 encoding: Encoding = NATIVE) -> None:
         try:
             import confluent_kafka
         except ImportError:
             raise UsageError(f"the kafka sink needs confluent-kafka: {INSTALL}") from None
         self.topic, self.key, self.topic_per_type = topic, key, topic_per_type
+        self._value = encoding.value
         self.servers = config["bootstrap.servers"]
         self.written = 0
         self.failed = 0
@@ -89,12 +94,13 @@ class KafkaSink:
         if headers is None:
             headers = self._new_headers(event_type, chain)
         topic = event_type if self.topic_per_type else self.topic
+        value = self._value(line)
         try:  # event.get(None) is None: no key
-            self._produce(topic, line[:-1], event.get(self.key), headers=headers)  # type: ignore[arg-type]
+            self._produce(topic, value, event.get(self.key), headers=headers)  # type: ignore[arg-type]
         except BufferError:
-            self._produce_when_full(topic, line[:-1], event.get(self.key), headers)  # type: ignore[arg-type]
+            self._produce_when_full(topic, value, event.get(self.key), headers)  # type: ignore[arg-type]
         except self._kafka_exception as error:
-            raise RunError(f"kafka sink: cannot produce to topic {topic!r}: {_reason(error)}", _HINT) from None
+            raise SinkError(f"kafka sink: cannot produce to topic {topic!r}: {_reason(error)}", _HINT) from None
         self.written += 1
         if self.failed:
             self._raise_if_failed()
@@ -115,7 +121,7 @@ class KafkaSink:
             except BufferError:
                 continue
             except self._kafka_exception as error:
-                raise RunError(f"kafka sink: cannot produce to topic {topic!r}: {_reason(error)}", _HINT) from None
+                raise SinkError(f"kafka sink: cannot produce to topic {topic!r}: {_reason(error)}", _HINT) from None
 
     def flush(self) -> None:
         """Serve delivery reports without waiting; librdkafka sends within linger_ms on its own."""
@@ -130,14 +136,14 @@ class KafkaSink:
 
     def _raise_if_failed(self) -> None:
         if self.failed:
-            raise RunError(
+            raise SinkError(
                 f"kafka sink: {self.failed} of {self.written} event(s) could not be delivered to {self.servers}; "
                 f"first error: {self.first_failure}",
                 _HINT,
             )
 
 
-_HINT = "check that the broker runs and the topic can be written; events delivered before it were kept"
+_HINT = hint("sink", "kafka")
 
 
 def _reason(error: BaseException) -> str:
@@ -153,7 +159,7 @@ def _flag(name: str, text: str) -> bool:
     raise UsageError(f"kafka sink: {name}={text!r} is not true or false; {USAGE}")
 
 
-def open_kafka(target: str) -> KafkaSink:
+def open_kafka(target: str, encoding: Encoding = NATIVE) -> KafkaSink:
     """A Kafka sink from `//HOST:PORT[,HOST:PORT...]/TOPIC[?options]` (the text after `kafka:`)."""
     if not target.startswith("//"):
         raise UsageError(f"kafka sink: {('kafka:' + target)!r} has no broker address; {USAGE}")
@@ -172,4 +178,4 @@ def open_kafka(target: str) -> KafkaSink:
         raise UsageError(f"kafka sink: {('kafka:' + target)!r} names no topic; {USAGE}")
     config = {**DEFAULTS, **{name.replace("_", "."): value for name, value in options.items()}}
     config["bootstrap.servers"] = parts.netloc
-    return KafkaSink(config, topic, key, topic_per_type)
+    return KafkaSink(config, topic, key, topic_per_type, encoding)

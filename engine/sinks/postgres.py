@@ -13,7 +13,10 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import RunError, UsageError
+from ..envelope import NATIVE, Encoding
+from ..errors import SinkError, UsageError
+from ..hints import hint
+from . import SinkBase
 
 INSTALL = "pip install 'chainsim[postgres]'"
 USAGE = "a PostgreSQL sink is postgresql://USER@HOST:PORT/DBNAME[?table=events&batch_size=5000]"
@@ -41,21 +44,9 @@ CREATE INDEX IF NOT EXISTS {index} ON {table} (correlation_id, "timestamp")"""
 COLUMNS = ("event_id", "event_type", "correlation_id", "causation_id", "tenant_id", "namespace", "timestamp",
            "chain", "step", "payload")
 _ENVELOPE = operator.itemgetter(*COLUMNS[:-1])
-_PAYLOAD_KEY = b',"payload":'
 
 
-def payload_json(line: bytes) -> str | None:
-    """The payload's JSON text, cut from the encoded line (None for a null payload).
-
-    `payload` is the last field and every field before it is a string or null. Inside a JSON string every
-    `"` is escaped, so the first `,"payload":` in the line is the key itself.
-    """
-    start = line.find(_PAYLOAD_KEY) + len(_PAYLOAD_KEY)
-    text = line[start:-2]  # without the closing brace and the newline
-    return None if text == b"null" else text.decode()
-
-
-class PostgresSink:
+class PostgresSink(SinkBase):
     """Streams rows into a COPY, one transaction per batch (every `batch_size` events, and on flush).
 
     On the wall clock it is flushed at most every `flush_every` seconds: a transaction per wait would be
@@ -64,13 +55,14 @@ class PostgresSink:
 
     flush_every = COMMIT_EVERY_S
 
-    def __init__(self, conninfo: str, table: str, batch_size: int) -> None:
+    def __init__(self, conninfo: str, table: str, batch_size: int, encoding: Encoding = NATIVE) -> None:
         try:
             import psycopg
             from psycopg import sql
         except ImportError:
             raise UsageError(f"the postgresql sink needs psycopg: {INSTALL}") from None
         self._psycopg = psycopg
+        self._payload_json = encoding.payload_json
         self.table, self.batch_size = table, batch_size
         self.written = 0
         self._pending = 0  # rows in the open COPY
@@ -104,7 +96,7 @@ class PostgresSink:
         if self._write_row is None:
             self._begin()
         try:
-            self._write_row(_ENVELOPE(event) + (payload_json(line),))  # type: ignore[misc]
+            self._write_row(_ENVELOPE(event) + (self._payload_json(line),))  # type: ignore[misc]
         except self._psycopg.Error as error:
             self._abort(error)
         self._pending += 1
@@ -148,13 +140,10 @@ class PostgresSink:
             pass  # the connection is gone: the batch is lost with it
         if isinstance(error, self._psycopg.errors.UniqueViolation):
             detail = error.diag.message_detail or _first_line(error)
-            raise RunError(
-                f"postgresql sink: an event_id is already in table {self.table!r}: {detail}",
-                "a run with the same chains, --seed and --start writes the same event ids; use another --seed "
-                "or table, or delete the earlier rows (batches written before this one were kept)",
-            ) from None
-        raise RunError(f"postgresql sink: cannot write to table {self.table!r}: {_first_line(error)}",
-                       "batches written before this one were kept") from None
+            raise SinkError(f"postgresql sink: an event_id is already in table {self.table!r}: {detail}",
+                            hint("sink", "postgres duplicate")) from None
+        raise SinkError(f"postgresql sink: cannot write to table {self.table!r}: {_first_line(error)}",
+                        hint("sink", "postgres")) from None
 
     def close(self) -> None:
         try:
@@ -168,7 +157,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def open_postgres(target: str) -> PostgresSink:
+def open_postgres(target: str, encoding: Encoding = NATIVE) -> PostgresSink:
     """A PostgreSQL sink from `//USER@HOST:PORT/DBNAME[?table=...&batch_size=...]` (after `postgresql:`)."""
     if not target.startswith("//"):
         raise UsageError(f"postgresql sink: {('postgresql:' + target)!r} is not a URL; {USAGE}")
@@ -183,4 +172,4 @@ def open_postgres(target: str) -> PostgresSink:
         raise UsageError(f"postgresql sink: batch_size={batch!r} is not a whole number above 0; {USAGE}")
     options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(options), ""))
-    return PostgresSink(conninfo, table, int(batch))
+    return PostgresSink(conninfo, table, int(batch), encoding)

@@ -1,0 +1,127 @@
+"""The command line's parser: the verbs, their flags, and the types that read flag values."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from ..load.delays import parse_duration
+from ..run.options import DEFAULT_RATE
+from . import listing, validate
+
+VERBS = ("run", "validate", "list")
+DEV_INITIAL, DEV_INTERVAL = 20, "5s"
+
+DESCRIPTION = """\
+Run declarative event chains (YAML) and write their events as JSON lines.
+
+  chainsim --chains chains/                     development mode: 20 chains at once, then one every 5 s,
+                                                on the wall clock, until Ctrl-C
+  chainsim --chains chains/ --count 1000 --seed 7 --start 2026-01-01T00:00:00Z
+                                                exactly 1000 chains in virtual time, then exit
+  chainsim validate --chains chains/            check every file, list every problem (exit 2)
+  chainsim list --chains chains/                each chain with its share, steps and event types
+"""
+
+
+def duration(text: str) -> float:
+    try:
+        return parse_duration(float(text) if text.replace(".", "", 1).isdigit() else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 500, 500ms, 1.5s, 2m, 1d)") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        shard, shards = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, e.g. 0/4") from None
+    if not 0 <= shard < shards:
+        raise argparse.ArgumentTypeError(f"{text!r}: I must be at least 0 and below N")
+    return shard, shards
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--chains", default="chains", metavar="DIR",
+                        help="folder of chain files (*.yaml), with shared data under DIR/data/ (default: chains)")
+    common.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
+
+    parser = argparse.ArgumentParser(prog="chainsim", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", metavar="{run,validate,list}")
+    run = verbs.add_parser("run", parents=[common], help="run chains and write events (the default verb)",
+                           description="Run chains and write their events.")
+    add_run_flags(run)
+    validate.add_arguments(verbs.add_parser(
+        "validate", parents=[common], help="check every chain file; exit 2 listing every problem",
+        description="Check every chain file; exit 0 when valid, 2 with every problem listed."))
+    listing.add_arguments(verbs.add_parser(
+        "list", parents=[common], help="each chain with its share, steps and event types",
+        description="List each chain with its share in percent, its steps and event types."))
+    return parser
+
+
+def add_run_flags(run: argparse.ArgumentParser) -> None:
+    """The flags of `run` (and of every verb that runs chains)."""
+    group = run.add_argument_group("what to run")
+    group.add_argument("--count", type=positive_int, metavar="N",
+                       help="start exactly N chain instances, in virtual time unless --realtime, then exit")
+    group.add_argument("--duration", type=duration, metavar="TIME",
+                       help="stop after this much simulated time (e.g. 10m); in virtual time unless --realtime")
+    group.add_argument("--seed", type=int, metavar="S",
+                       help="seed of every random draw; the same files, seed and start give the same bytes "
+                            "(default: a random seed, printed on stderr)")
+    group.add_argument("--start", metavar="ISO",
+                       help="simulated start time, e.g. 2026-01-01T00:00:00Z (default: now)")
+    arrivals = run.add_argument_group("when chains start")
+    arrivals.add_argument("--rate", type=positive_float, metavar="R",
+                          help=f"Poisson arrivals: R chain starts per second of simulated time "
+                               f"(default with --count or --duration: {DEFAULT_RATE:g})")
+    arrivals.add_argument("--interval", type=duration, metavar="TIME",
+                          help=f"one chain start every TIME (default in development mode: {DEV_INTERVAL})")
+    arrivals.add_argument("--initial", type=positive_int, metavar="N",
+                          help=f"chains started at once at the start; 0: the first starts one gap later "
+                               f"(default: {DEV_INITIAL} in development mode, else 1)")
+    scale = run.add_argument_group("past one core")
+    scale.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                       help="run N processes that share the run's chain instances, and merge their events in order: "
+                            "the same output as one process (on the wall clock, the run begins once all are ready)")
+    scale.add_argument("--shard", type=shard, metavar="I/N",
+                       help="run only shard I of N (0 <= I < N): N machines together produce exactly the "
+                            "events of one run (merge by timestamp)")
+    clock = run.add_argument_group("clock")
+    clock.add_argument("--realtime", action="store_true",
+                       help="pace a finite run on the wall clock (development mode always does)")
+    clock.add_argument("--speed", type=positive_float, metavar="F",
+                       help="with the wall clock, run simulated time F times faster (default: 1)")
+    output = run.add_argument_group("output")
+    output.add_argument("--output", "-o", metavar="FILE", help="write JSON lines to FILE instead of stdout")
+    output.add_argument("--sink", action="append", default=[], metavar="SPEC",
+                        help="send events to a sink, repeatable: jsonl:- (stdout), jsonl:FILE, "
+                             "kafka://HOST:PORT/TOPIC, postgresql://USER@HOST:PORT/DBNAME?table=events")
+    output.add_argument("--quiet", "-q", action="store_true",
+                        help="print only the one-line summary on stderr, and no progress line")
