@@ -73,7 +73,7 @@ HINTS: dict[tuple[str, ...], str] = {
     ("schema", "type", "yaml-1.1-boolean"): YAML_BOOL,
     ("schema", "unknown key"): "known keys here: {known}",
     ("schema", "not template"): (
-        "{field} is fixed for the step, not a template: write it as plain text; values that vary go in the payload"
+        "{field} is written as is, not rendered: make it plain text; put what varies in the payload"
     ),
     ("schema", "control character"): "ids, names and types are plain text: remove the control character",
     # ---- YAML: (yaml, what)
@@ -98,7 +98,7 @@ HINTS: dict[tuple[str, ...], str] = {
     ),
     ("yaml", "yaml-1.1-number"): (
         "YAML 1.1 reads {text!r} as {old}, YAML 1.2 as {new}: write the number you mean plainly "
-        "(e.g. {plain}), or quote it ({quoted}) for text"
+        "({plain}), or quote it ({quoted}) for text"
     ),
     ("yaml", "surrogate"): "write the character itself (files are UTF-8), or \\U0001F600 for one beyond U+FFFF",
     ("yaml", "control character"): "remove it; a tab or line break in text is written \\t or \\n inside double quotes",

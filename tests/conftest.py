@@ -49,6 +49,33 @@ def run(catalog: Catalog, count: int = 10, seed: int = 1, **options: Any) -> lis
     return run_to_list(catalog, RunOptions(seed=seed, start_ms=START_MS, count=count, **options))
 
 
+# A chain whose template divides by zero for its instance 3 (the dry run, with instance 0, passes).
+FAILS_AT_INSTANCE_3 = """
+    name: div
+    steps:
+      - id: one
+        event_type: t
+        payload:
+          ratio: "{{ 10 // (chain.instance - 3) }}"
+"""
+
+
+class LagProbe:
+    """A task that sleeps 1 ms at a time and notes how late it wakes: the event loop's lag."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+
+    async def run(self) -> None:
+        import asyncio
+        import time
+
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(0.001)
+            self.lags.append(time.monotonic() - asked - 0.001)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden/*.jsonl from the current engine (on purpose only)")

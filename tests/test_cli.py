@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CHAINS, ROOT, START
+from .conftest import CHAINS, FAILS_AT_INSTANCE_3, ROOT, START
 
 ENGINE = [sys.executable, "-m", "engine"]
 FIXED = ["--chains", str(CHAINS), "--seed", "3", "--start", START]
@@ -161,14 +161,7 @@ def test_bad_flags_exit_2_with_a_clear_message(flags, message):
 
 def test_a_template_that_fails_at_run_time_keeps_the_events_before_it(chain_dir):
     """A template error during a run names the file and line, keeps earlier events and exits 2."""
-    folder = chain_dir({"div.yaml": """
-        name: div
-        steps:
-          - id: one
-            event_type: t
-            payload:
-              ratio: "{{ 10 // (chain.instance - 3) }}"
-    """})
+    folder = chain_dir({"div.yaml": FAILS_AT_INSTANCE_3})
     result = cli("--chains", str(folder), "--count", "10", "--rate", "1", "--seed", "1", "--start", START,
                  cwd=folder.parent)
     assert 2 == result.returncode
@@ -216,3 +209,136 @@ def test_without_start_wall_clock_timestamps_are_the_time_events_leave(workers):
     process.communicate(timeout=30)
     stamp = dt.datetime.fromisoformat(json.loads(first)["timestamp"].replace("Z", "+00:00")).timestamp()
     assert -0.01 <= arrived - stamp < 0.15  # loading the chains takes 0.3 s and more
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ("\"{{ ('nan' if chain.instance == 2 else '1.5') | float }}\"",
+         "chains/c.yaml:6:10: $.steps[0].payload.x: template error at run time: NotJsonError: a template produced "
+         "the number nan, which JSON cannot hold (no NaN, no infinity)"),
+        ("\"{{ 1e308 * (10 if chain.instance == 2 else 1) }}\"",
+         "chains/c.yaml:6:10: $.steps[0].payload.x: template error at run time: NotJsonError: a template produced "
+         "the number inf, which JSON cannot hold (no NaN, no infinity)"),
+        ("\"{{ 10 ** 30 if chain.instance == 2 else 1 }}\"",
+         "chains/c.yaml:6:7: $.steps[0].payload: template error at run time: TypeError: the payload is not JSON: "
+         "Integer exceeds 64-bit range"),
+    ],
+    ids=["nan", "infinity", "beyond 64 bits"],
+)
+def test_a_template_that_makes_a_number_json_cannot_hold_stops_the_run_at_its_place(chain_dir, payload, message):
+    """NaN, infinity and integers beyond 64 bits are never written as null or garbage: the run stops at the
+    event (exit 2), the two events before it kept."""
+    folder = chain_dir({"c.yaml": f"""
+        name: c
+        steps:
+          - id: a
+            event_type: c.a.v1
+            payload:
+              x: {payload}
+    """})
+    result = cli("--chains", str(folder), "--count", "5", "--seed", "1", "--start", START, "-q", cwd=folder.parent)
+    stderr = result.stderr.decode()
+    assert (2, 2) == (result.returncode, len(result.stdout.splitlines()))
+    assert message in stderr and "Traceback" not in stderr
+    assert "chainsim: 2 events from 3 chains" in stderr
+
+
+def test_a_run_that_reaches_year_9999_stops_there_and_says_so(chain_dir):
+    """Events due after 9999-12-31T23:59:59.999Z are never written (RFC 3339 has four-digit years); the run
+    ends there with a note and exit 0, and every timestamp written is RFC 3339."""
+    folder = chain_dir({"c.yaml": """
+        name: c
+        steps:
+          - id: a
+            event_type: c.a.v1
+          - id: b
+            delay: 300d
+            event_type: c.b.v1
+    """})
+    result = cli("--chains", str(folder), "--count", "3", "--seed", "1", "--start", "9999-06-01T00:00:00Z", "-q")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (0, ["c.a.v1"] * 3) == (result.returncode, [e["event_type"] for e in events])
+    assert all(e["timestamp"].startswith("9999-06-01T") for e in events)
+    assert ("chainsim: the run stopped at 9999-12-31T23:59:59.999Z, the last RFC 3339 time, with events still to come\n"
+            "  hint: timestamps are RFC 3339 with four-digit years: a run ends at 9999-12-31T23:59:59.999Z; "
+            "start earlier") in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--count", "1", "--realtime", "--speed", "inf"], "argument --speed: 'inf' must be a finite number"),
+        (["--count", "1", "--rate", "nan"], "argument --rate: 'nan' must be above 0"),
+        (["--duration", "nan"], "argument --duration: 'nan' is not a duration"),
+        (["--interval", "inf", "--count", "1"], "argument --interval: 'inf' is not a duration"),
+    ],
+)
+def test_flags_that_are_not_finite_numbers_are_refused(flags, message):
+    """NaN and infinity given on the command line are usage errors (exit 2), not strange runs."""
+    result = cli("--chains", str(CHAINS), *flags)
+    assert 2 == result.returncode
+    assert message in result.stderr.decode()
+
+
+def _on_a_terminal(*args: str, cwd: Path = ROOT) -> tuple[bytes, bytes]:
+    """Run the command with stderr on a pseudo-terminal: (stdout, what the terminal showed)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*ENGINE, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command has ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stdout = process.stdout.read() if process.stdout else b""
+    process.wait(60)
+    os.close(leader)
+    return stdout, shown
+
+
+def test_a_long_run_shows_progress_on_a_terminal_and_erases_it(tmp_path):
+    """With stderr on a terminal, a run of a few seconds draws a progress line (events, rate, in flight,
+    simulated time, share of --count) a few times a second, erased before the summary."""
+    stdout, shown = _on_a_terminal(*FIXED, "--count", "40000", "-o", str(tmp_path / "out.jsonl"))
+    text = shown.decode()
+    assert "% of --count 40000" in text and " in flight" in text and "/s" in text and " at 2026-01-01T" in text
+    assert "\r\x1b[Kchainsim: 9" in text.replace("\r\n", "\n") or "\r\x1b[K" in text
+    summary_at = text.index("chainsim: ", text.rindex("\r\x1b[K") + 1)
+    assert text[summary_at:].startswith("chainsim: ") and " events from 40000 chains" in text[summary_at:]
+
+
+def test_no_progress_line_when_stderr_is_no_terminal_or_with_quiet(tmp_path):
+    """Piped stderr never gets a progress line; --quiet keeps even a terminal to the one-line summary."""
+    piped = cli(*FIXED, "--count", "40000", "-o", str(tmp_path / "a.jsonl"))
+    assert b"\x1b[K" not in piped.stderr and b"% of --count" not in piped.stderr
+    _, shown = _on_a_terminal(*FIXED, "--count", "40000", "-q", "-o", str(tmp_path / "b.jsonl"))
+    assert b"% of --count" not in shown and 1 == len(shown.strip().splitlines())
+
+
+def test_list_shows_each_delay_as_its_author_wrote_it(chain_dir):
+    """5m stays 5m (not 300s), 1500 is 1500ms, a distribution shows its bounds as written."""
+    folder = chain_dir({"c.yaml": """
+        name: c
+        steps:
+          - id: a
+            event_type: c.a.v1
+          - id: b
+            delay: 5m
+            event_type: c.b.v1
+          - id: c
+            delay: [1500, "2.5s"]
+            event_type: c.c.v1
+          - id: d
+            delay: {distribution: lognormal, median: 2s, sigma: 0.5, min: 500ms, max: 1h}
+            event_type: c.d.v1
+    """})
+    listing = cli("list", "--chains", str(folder)).stdout.decode()
+    assert ["after 5m", "after 1500ms-2.5s", "after lognormal 500ms-1h"] == [
+        line[line.index("after"):] for line in listing.splitlines() if "after" in line]

@@ -10,6 +10,7 @@ from engine.run.clocks import WallClock
 from engine.run.scheduler import Scheduler
 from engine.sinks import SinkBase
 
+from .conftest import LagProbe
 from .test_scheduler import Ticker
 
 
@@ -112,7 +113,7 @@ def test_the_asyncio_clock_waits_without_blocking_the_loop():
 def test_the_asyncio_clock_running_behind_still_hands_the_loop_back():
     """A run far behind (all due at once) yields to the loop every few milliseconds: another task's sleep of
     1 ms is never held up for long."""
-    lags: list[float] = []
+    probe = LagProbe()
 
     class Busy:
         def resume(self, now: int) -> int | None:
@@ -125,19 +126,13 @@ def test_the_asyncio_clock_running_behind_still_hands_the_loop_back():
         scheduler = Scheduler(0)
         scheduler.schedule(0, Busy())
 
-        async def probe() -> None:
-            while True:
-                asked = time.monotonic()
-                await asyncio.sleep(0.001)
-                lags.append(time.monotonic() - asked - 0.001)
-
-        task = asyncio.create_task(probe())
+        task = asyncio.create_task(probe.run())
         await WallClock(scheduler, Flushes([]), speed=1e9).run_async()
         task.cancel()
 
     asyncio.run(main())
-    assert len(lags) >= 20
-    assert max(lags) < 0.05  # tolerance for a shared machine; the clock yields every 2 ms
+    assert len(probe.lags) >= 20
+    assert max(probe.lags) < 0.05  # tolerance for a shared machine; the clock yields every 2 ms
 
 
 def test_a_stop_ends_an_asyncio_wait_at_once():

@@ -1,10 +1,22 @@
+"""The sandbox, as chain files meet it: every template compiled as the loader compiles it and rendered as the
+interpreter renders it, on the fast path and on Jinja's full render; and whole chain files that try to escape
+or exhaust a run, refused at load time with their place."""
+
 from __future__ import annotations
 
+import json
+import random
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from jinja2.exceptions import SecurityError, TemplateAssertionError, UndefinedError
 
+from engine import LoadError, load_catalog
+from engine.templates.compiler import SPENDS, RenderError, TemplateProblem, compile_string
+from engine.templates.fakers import FakerFacade, Fakers
+from engine.templates.randoms import RandomFacade
 from engine.templates.sandbox import (
     MAX_LOOP_ITERATIONS,
     MAX_OUTPUT,
@@ -13,11 +25,34 @@ from engine.templates.sandbox import (
     new_environment,
 )
 
+Render = Callable[..., Any]
 
-def render(source: str, **context: object) -> str:
+
+def engine_render(source: str, fast: bool, **context: Any) -> Any:
+    """Compile `source` as the loader does and render it as the interpreter does (budget reset when it may
+    spend, facades of the instance's rng in the context); a failure is raised as the template's own error."""
     env = new_environment()
-    env.budget.reset()
-    return env.from_string(source).render(**context)
+    names: set[str] = set()
+    try:
+        compiled = compile_string(env, source, ("steps", 0, "payload", "x"), names, fast)
+    except TemplateProblem as problem:
+        raise TemplateAssertionError(problem.message, problem.line) from problem
+    if SPENDS in names:
+        env.budget.reset()
+    rng = random.Random(1)
+    scope = {"faker": FakerFacade("en_US", rng, Fakers()), "random": RandomFacade(rng), "vars": {}, "data": {},
+             "steps": {}, "chain": {"name": "c", "instance": 0, "correlation_id": "x"}, **context}
+    try:
+        return compiled(scope)
+    except RenderError as error:
+        raise error.error from error
+
+
+@pytest.fixture(params=["fast path", "full render"])
+def render(request: pytest.FixtureRequest) -> Render:
+    """Render through the fast path where the template's shape allows it, or always through Jinja itself."""
+    fast = request.param == "fast path"
+    return lambda source, **context: engine_render(source, fast, **context)
 
 
 ESCAPES = [
@@ -47,13 +82,13 @@ ESCAPES = [
 
 
 @pytest.mark.parametrize("source", ESCAPES)
-def test_escape_attempts_raise_a_sandbox_error(source: str) -> None:
+def test_escape_attempts_raise_a_sandbox_error(source: str, render: Render) -> None:
     """Reaching Python internals, files, env vars or mutating data fails with a Jinja error."""
     with pytest.raises((SecurityError, UndefinedError)):
         render(source)
 
 
-def test_random_filter_is_not_available() -> None:
+def test_random_filter_is_not_available(render: Render) -> None:
     """The |random filter draws from the module-level random, so the environment has none."""
     with pytest.raises(TemplateAssertionError, match="No filter named 'random'"):
         render("{{ [1, 2]|random }}")
@@ -107,7 +142,7 @@ RESOURCE_ATTACKS = [
 
 
 @pytest.mark.parametrize("source", RESOURCE_ATTACKS)
-def test_resource_attacks_raise_template_limit_error_without_hanging(source: str) -> None:
+def test_resource_attacks_raise_template_limit_error_without_hanging(source: str, render: Render) -> None:
     """Unbounded loops, strings, numbers and recursion stop with TemplateLimitError instead of running on."""
     started = time.perf_counter()
     with pytest.raises(TemplateLimitError):
@@ -116,14 +151,14 @@ def test_resource_attacks_raise_template_limit_error_without_hanging(source: str
     assert time.perf_counter() - started < 10.0
 
 
-def test_loop_budget_error_says_what_and_the_limit() -> None:
+def test_loop_budget_error_says_what_and_the_limit(render: Render) -> None:
     """The loop budget error names the budget and its size."""
     with pytest.raises(TemplateLimitError) as caught:
         render("{% for i in range(20000) %}{% endfor %}")
     assert "template loop budget exceeded (10,000 iterations per event)" == str(caught.value)
 
 
-def test_width_error_says_what_and_the_limit() -> None:
+def test_width_error_says_what_and_the_limit(render: Render) -> None:
     """A too-wide format says which width and the limit."""
     with pytest.raises(TemplateLimitError) as caught:
         render("{{ 'x'|center(10**9) }}")
@@ -135,18 +170,18 @@ def test_template_limit_error_is_a_security_error() -> None:
     assert issubclass(TemplateLimitError, SecurityError)
 
 
-def test_loops_of_a_hundred_items_work() -> None:
+def test_loops_of_a_hundred_items_work(render: Render) -> None:
     """An ordinary loop with loop.length, loop.last and else renders normally."""
     source = "{% for i in items %}{{ i }}{% if loop.last %}/{{ loop.length }}{% endif %}{% endfor %}"
     assert "".join(map(str, range(100))) + "/100" == render(source, items=list(range(100)))
 
 
-def test_empty_loop_renders_its_else_block() -> None:
+def test_empty_loop_renders_its_else_block(render: Render) -> None:
     """{% else %} still runs when the loop has nothing to iterate."""
     assert "none" == render("{% for i in [] %}x{% else %}none{% endfor %}")
 
 
-def test_recursive_loops_work() -> None:
+def test_recursive_loops_work(render: Render) -> None:
     """A recursive loop walks nested lists."""
     source = (
         "{% for x in [[1, [2, 3]], [4]] recursive %}"
@@ -155,7 +190,7 @@ def test_recursive_loops_work() -> None:
     assert "1234" == render(source)
 
 
-def test_loop_helpers_work() -> None:
+def test_loop_helpers_work(render: Render) -> None:
     """loop.cycle, loop.index and loop.revindex behave as in plain Jinja."""
     source = (
         "{% for i in range(3) %}"
@@ -164,7 +199,7 @@ def test_loop_helpers_work() -> None:
     assert "a13b22a31" == render(source)
 
 
-def test_strings_arithmetic_and_filters_work() -> None:
+def test_strings_arithmetic_and_filters_work(render: Render) -> None:
     """Concatenation, arithmetic and common filters give plain Jinja's results."""
     source = (
         "{{ 'a' ~ 1 ~ 'b' }} {{ 'ab' + 'cd' }} {{ 2 ** 10 }} {{ 7 % 3 }} {{ 'x' * 3 }} "
@@ -179,7 +214,7 @@ def test_strings_arithmetic_and_filters_work() -> None:
     assert expected == render(source)
 
 
-def test_namespace_collects_values_across_iterations() -> None:
+def test_namespace_collects_values_across_iterations(render: Render) -> None:
     """namespace() is available and can be updated inside a loop."""
     source = (
         "{% set ns = namespace(total=0) %}"
@@ -188,7 +223,7 @@ def test_namespace_collects_values_across_iterations() -> None:
     assert "10" == render(source)
 
 
-def test_macros_and_call_blocks_work() -> None:
+def test_macros_and_call_blocks_work(render: Render) -> None:
     """Macros, caller() and filter blocks still render."""
     source = (
         "{% macro box() %}[{{ caller() }}]{% endmacro %}"
@@ -197,7 +232,7 @@ def test_macros_and_call_blocks_work() -> None:
     assert "[in]UP" == render(source)
 
 
-def test_undefined_variables_fail_loudly() -> None:
+def test_undefined_variables_fail_loudly(render: Render) -> None:
     """StrictUndefined: a misspelt variable is an error, not an empty string."""
     with pytest.raises(UndefinedError):
         render("{{ nmae }}")
@@ -215,13 +250,13 @@ def test_budget_resets_between_renders() -> None:
         template.render()
 
 
-def test_range_counts_once_inside_a_loop() -> None:
+def test_range_counts_once_inside_a_loop(render: Render) -> None:
     """A loop over range() uses one budget unit per iteration, not two."""
     limit = MAX_LOOP_ITERATIONS
     assert "ok" == render(f"{{% for i in range({limit}) %}}{{% endfor %}}ok")
 
 
-def test_output_larger_than_the_cap_fails() -> None:
+def test_output_larger_than_the_cap_fails(render: Render) -> None:
     """The rendered text may not pass MAX_OUTPUT characters."""
     with pytest.raises(TemplateLimitError):
         render("{% for i in range(11) %}{{ s }}{% endfor %}", s="x" * 100_000)
@@ -242,7 +277,7 @@ def test_constant_filters_are_not_folded_at_compile_time() -> None:
         template.render()
 
 
-def test_wide_macro_recursion_hits_the_call_limit() -> None:
+def test_wide_macro_recursion_hits_the_call_limit(render: Render) -> None:
     """A macro that calls itself twice per level stops at the macro call limit, not after 2**20 calls."""
     source = "{% macro m(n) %}{% if n < 20 %}{{ m(n + 1) }}{{ m(n + 1) }}{% endif %}{% endmacro %}{{ m(0) }}"
     with pytest.raises(TemplateLimitError) as caught:
@@ -250,16 +285,16 @@ def test_wide_macro_recursion_hits_the_call_limit() -> None:
     assert "more than 10,000 macro calls in one event" == str(caught.value)
 
 
-def test_power_error_says_how_many_bits() -> None:
+def test_power_error_says_how_many_bits(render: Render) -> None:
     """A huge power is refused before it is computed, naming the bits needed and the limit."""
     with pytest.raises(TemplateLimitError) as caught:
         render("{{ 2 ** 100000 }}")
     assert "an integer power would need 100,000 bits; the limit is 4,096" == str(caught.value)
 
 
-def test_left_associative_power_of_powers_is_small_enough() -> None:
+def test_left_associative_power_of_powers_is_small_enough(render: Render) -> None:
     """Jinja's ** is left-associative, so 10 ** 10 ** 10 is (10**10)**10 and fits the limit."""
-    assert str(10**100) == render("{{ 10 ** 10 ** 10 }}")
+    assert 10**100 == render("{{ 10 ** 10 ** 10 }}")  # a lone expression keeps its type
 
 
 def test_compile_expression_values_are_checked() -> None:
@@ -286,3 +321,23 @@ def test_a_tree_compiled_twice_counts_loops_once() -> None:
     env.budget.reset()
     assert ("012", "012") == (first.render(), second.render())
     assert 6 == env.budget.iterations
+
+
+def _chain_with(source: str) -> str:
+    return ("name: hostile\nsteps:\n  - id: one\n    event_type: x.one.v1\n    payload:\n"
+            f"      x: {json.dumps(source)}\n")
+
+
+@pytest.mark.parametrize("source", ESCAPES + RESOURCE_ATTACKS)
+def test_a_chain_file_that_tries_to_escape_or_exhaust_is_refused_at_load_time(source: str, chain_dir) -> None:
+    """The template in a real chain file: the loader compiles it, dry-runs the chain and refuses the file with
+    the template's place, before any event."""
+    folder = chain_dir({"hostile.yaml": _chain_with(source)})
+    started = time.perf_counter()
+    with pytest.raises(LoadError) as caught:
+        load_catalog(folder)
+    assert time.perf_counter() - started < 10.0  # not a speed target: unbounded, these run for minutes
+    [problem] = caught.value.problems
+    assert (6, ("steps", 0, "payload", "x"), "chain 'hostile' > step 'one' > key 'payload.x'") == (
+        problem.line, problem.path, problem.where)
+    assert problem.message.startswith(("template error: ", "template syntax error: "))

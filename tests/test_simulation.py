@@ -12,7 +12,7 @@ from engine import RunOptions, Simulation, load_catalog, run_to_list
 from engine.envelope import NATIVE
 from engine.envelope.fields import parse_timestamp
 
-from .conftest import CHAINS, START_MS, run
+from .conftest import CHAINS, FAILS_AT_INSTANCE_3, START_MS, LagProbe, run
 
 encode = NATIVE.encode
 
@@ -143,3 +143,96 @@ def test_arrivals_keep_their_rate_even_above_one_per_millisecond(catalog_of, rat
     events = run(catalog_of({"one.yaml": text}), count=4000, rate=rate)
     span_s = (parse_timestamp(events[-1]["timestamp"]) - parse_timestamp(events[0]["timestamp"])) / 1000
     assert 0.9 < span_s * rate / 3999 < 1.1
+
+
+def _lines(catalog, options) -> bytes:
+    return b"".join(encode(e) for e in run_to_list(catalog, options))
+
+
+def test_two_runs_in_two_threads_give_the_bytes_each_gives_alone(catalog):
+    """Each run owns its Faker generators, its simulated time and its budget: two runs of one catalog in two
+    threads at once give exactly what each gives alone."""
+    import threading
+
+    first = RunOptions(seed=3, start_ms=START_MS, count=1500, rate=20)
+    second = RunOptions(seed=4, start_ms=START_MS + 86_400_000 * 400, count=1500, rate=20)
+    alone = [_lines(catalog, first), _lines(catalog, second)]
+    together: list[bytes] = [b"", b""]
+    started = threading.Barrier(2)
+
+    def work(index: int, options: RunOptions) -> None:
+        started.wait()
+        together[index] = _lines(catalog, options)
+
+    threads = [threading.Thread(target=work, args=(i, o)) for i, o in enumerate((first, second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert alone == together
+
+
+def test_the_asyncio_clock_gives_the_bytes_of_the_virtual_clock(catalog):
+    """A wall-clock run inside an event loop (at a high speed) writes exactly the virtual run's lines."""
+    import asyncio
+
+    from engine.sinks.memory import ListSink
+
+    virtual = RunOptions(seed=5, start_ms=START_MS, count=300, rate=50)
+    sink = ListSink()
+    paced = Simulation(catalog, RunOptions(seed=5, start_ms=START_MS, count=300, rate=50, realtime=True,
+                                           speed=500.0), sink)
+    asyncio.run(paced.run_async())
+    assert _lines(catalog, virtual) == b"".join(encode(e) for e in sink.events)
+
+
+def test_the_event_loop_stays_responsive_while_a_run_generates(catalog):
+    """While a run generates as fast as it can inside the loop, a task sleeping 1 ms at a time is never held
+    up for long: the clock hands the loop back every few milliseconds (tolerance for a shared machine)."""
+    import asyncio
+
+    from engine.sinks import SinkBase
+
+    class Null(SinkBase):
+        def write(self, event: dict, line: bytes) -> None:
+            pass
+
+    probe = LagProbe()
+
+    async def main() -> None:
+        simulation = Simulation(catalog, RunOptions(seed=6, start_ms=START_MS, count=3000, rate=1000,
+                                                    realtime=True, speed=1e6), Null())
+        task = asyncio.create_task(probe.run())
+        await simulation.run_async()
+        task.cancel()
+
+    asyncio.run(main())
+    assert len(probe.lags) >= 10
+    assert max(probe.lags) < 0.05
+
+
+def test_a_template_failing_at_run_time_reaches_a_library_user_located(catalog_of):
+    """Simulation.run raises TemplateRunError with the file, line, chain, step and key of the template."""
+    from engine import ChainsimError, TemplateRunError
+
+    catalog = catalog_of({"div.yaml": FAILS_AT_INSTANCE_3})
+    with pytest.raises(TemplateRunError) as caught:
+        run_to_list(catalog, RunOptions(seed=1, start_ms=START_MS, count=10, rate=1))
+    error = caught.value
+    assert isinstance(error, ChainsimError)
+    assert (error.file.endswith("div.yaml"), 6, 14, "div", "one", "payload.ratio") == (
+        True, error.line, error.column, error.chain, error.step, error.key)
+    assert isinstance(error.cause, ZeroDivisionError)
+    assert "hint: the events before this one were written; fix the template and run again" in str(error)
+
+
+def test_a_run_leaves_the_process_as_it_found_it(catalog):
+    """After a run: a user's Faker() reads today, and no Faker module or class was changed."""
+    import faker
+    import faker.providers.date_time as date_time
+    from faker.providers import BaseProvider
+
+    before = (date_time.datetime, date_time._get_local_timezone, BaseProvider.random_elements)
+    run_to_list(catalog, RunOptions(seed=1, start_ms=0, count=50, rate=10))  # simulated 1970
+    assert before == (date_time.datetime, date_time._get_local_timezone, BaseProvider.random_elements)
+    assert dt.date.today().year == faker.Faker().date_this_year().year

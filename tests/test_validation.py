@@ -40,6 +40,12 @@ def assert_refused(case: str, expected: str) -> None:
 
 
 UNKNOWN_KEYS = [
+    ("misspelt_key_in_delay", """\
+chain.yaml:4:38: $.steps[0].delay.medain: unknown key 'medain'
+  at chain 'demo' > step 'requested' > key 'delay.medain'
+  hint: did you mean 'median'?
+1 problem in 1 file
+"""),
     ("unknown_key_top_level", """\
 chain.yaml:2:1: $.descripton: unknown key 'descripton'
   at chain 'demo' > key 'descripton'
@@ -331,13 +337,13 @@ chain.yaml:5:1: $: invalid YAML: found unexpected end of stream (while scanning 
 """),
     ("duplicate_mapping_key", """\
 chain.yaml:5:5: $.steps[0].event_type: duplicate key 'event_type'
-  at chain > step #1 > key 'event_type'
+  at chain 'demo' > step 'requested' > key 'event_type'
   hint: 'event_type' is already set at line 4; keep one
 1 problem in 1 file
 """),
     ("python_tag", """\
 chain.yaml:5:14: $.steps[0].payload: tag !!python/object/apply:os.system is not allowed
-  at chain > step #1 > key 'payload'
+  at chain 'demo' > step 'requested' > key 'payload'
   hint: chain files are plain YAML: no custom tags
 1 problem in 1 file
 """),
@@ -515,3 +521,281 @@ chain.yaml:3:12: $.vars.started: template error: 'elapsed_ms' is undefined
   hint: names in scope: vars (those above this one), data, faker, random, chain
 1 problem in 1 file
 """)
+
+
+# ---- hostile input: each class refused at its place, with a hint (more than one case per class) --------
+
+NOT_FINITE = [
+    ("nan_delay", """\
+chain.yaml:6:12: $.steps[1].delay: .nan is not a finite number
+  at chain 'demo' > step 'completed' > key 'delay'
+  hint: a number here is finite: JSON has no NaN or infinity; write a number, or quote it ('.inf') for text
+1 problem in 1 file
+"""),
+    ("infinite_chain_weight", """\
+chain.yaml:2:9: $.weight: .inf is not a finite number
+  at chain 'demo' > key 'weight'
+  hint: a number here is finite: JSON has no NaN or infinity; write a number, or quote it ('.inf') for text
+1 problem in 1 file
+"""),
+    ("infinite_branch_weight", """\
+chain.yaml:6:17: $.steps[0].branches[0].weight: .Inf is not a finite number
+  at chain 'demo' > step 'finished' > branch 'completed' > key 'weight'
+  hint: a number here is finite: JSON has no NaN or infinity; write a number, or quote it ('.inf') for text
+1 problem in 1 file
+"""),
+    ("minus_infinite_stddev", """\
+chain.yaml:4:53: $.steps[0].delay.stddev: -.inf is not a finite number
+  at chain 'demo' > step 'requested' > key 'delay.stddev'
+  hint: a number here is finite: JSON has no NaN or infinity; write a number, or quote it ('.inf') for text
+1 problem in 1 file
+"""),
+    ("nan_in_payload", """\
+chain.yaml:6:14: $.steps[0].payload.ratio: .NaN is not a finite number
+  at chain 'demo' > step 'requested' > key 'payload.ratio'
+  hint: a number here is finite: JSON has no NaN or infinity; write a number, or quote it ('.inf') for text
+1 problem in 1 file
+"""),
+    ("nan_in_data_file", """\
+data/limits.yaml:1:6: $.max: .inf is not a finite number
+  at data file > key 'max'
+  hint: a number here is finite: JSON has no NaN or infinity; write a number, or quote it ('.inf') for text
+1 problem in 1 file
+"""),
+]
+
+TOO_LARGE = [
+    ("delay_too_long", """\
+chain.yaml:6:12: $.steps[1].delay: must be at most 31,622,400,000, found 1e+20
+  at chain 'demo' > step 'completed' > key 'delay'
+  hint: the longest delay is 366 days (31,622,400,000 ms)
+1 problem in 1 file
+"""),
+    ("delay_range_too_long", """\
+chain.yaml:6:12: $.steps[1].delay: max (99999999h) is longer than the longest delay, 366 days
+  at chain 'demo' > step 'completed' > key 'delay'
+  hint: the longest delay is 366 days (31,622,400,000 ms)
+1 problem in 1 file
+"""),
+    ("sigma_too_large", """\
+chain.yaml:4:57: $.steps[0].delay.sigma: must be at most 10, found 1e+300
+  at chain 'demo' > step 'requested' > key 'delay.sigma'
+  hint: sigma is the spread of the logarithm: 0.5 is usual, 3 is already very wide
+1 problem in 1 file
+"""),
+]
+
+YAML_11 = [
+    ("yaml11_yes", """\
+chain.yaml:5:10: $.steps[0].end: 'yes' is a boolean in YAML 1.1 and text in YAML 1.2
+  at chain 'demo' > step 'requested' > key 'end'
+  hint: YAML 1.1 reads 'yes' as true, YAML 1.2 as text: write true for a boolean, or quote it ('yes') for text
+1 problem in 1 file
+"""),
+    ("yaml11_off_in_payload", """\
+chain.yaml:6:15: $.steps[0].payload.notify: 'Off' is a boolean in YAML 1.1 and text in YAML 1.2
+  at chain 'demo' > step 'requested' > key 'payload.notify'
+  hint: YAML 1.1 reads 'Off' as false, YAML 1.2 as text: write false for a boolean, or quote it ('Off') for text
+1 problem in 1 file
+"""),
+    ("yaml11_octal", """\
+chain.yaml:6:12: $.steps[0].payload.zip: '010' is the number 8 in YAML 1.1 and 10 in YAML 1.2
+  at chain 'demo' > step 'requested' > key 'payload.zip'
+  hint: YAML 1.1 reads '010' as 8, YAML 1.2 as 10: write the number you mean plainly (10 or 0o10), or quote it ('010') for text
+1 problem in 1 file
+"""),
+    ("yaml11_base60", """\
+chain.yaml:4:12: $.steps[0].delay: '1:30' is the number 90 in YAML 1.1 and text in YAML 1.2
+  at chain 'demo' > step 'requested' > key 'delay'
+  hint: YAML 1.1 reads '1:30' as 90, YAML 1.2 as text: write the number you mean plainly (90), or quote it ('1:30') for text
+1 problem in 1 file
+"""),
+    ("yaml11_underscore", """\
+chain.yaml:6:13: $.steps[0].payload.rows: '125_000_000' is the number 125000000 in YAML 1.1 and text in YAML 1.2
+  at chain 'demo' > step 'requested' > key 'payload.rows'
+  hint: YAML 1.1 reads '125_000_000' as 125000000, YAML 1.2 as text: write the number you mean plainly (125000000), or quote it ('125_000_000') for text
+1 problem in 1 file
+"""),
+    ("null_key", """\
+chain.yaml:6:7: $.steps[0].payload.null: the key 'null' is read as null
+  at chain 'demo' > step 'requested' > key 'payload.null'
+  hint: keys are text: quote it ('null') if you mean the word
+1 problem in 1 file
+"""),
+    ("true_key", """\
+chain.yaml:6:7: $.steps[0].payload.true: the key 'true' is read as a boolean
+  at chain 'demo' > step 'requested' > key 'payload.true'
+  hint: keys are text: quote it ('true') if you mean the word
+1 problem in 1 file
+"""),
+]
+
+RECURSIVE_ALIASES = [
+    ("recursive_alias_list", """\
+chain.yaml:5:14: $: alias *steps stands inside its own anchor &steps: a recursive alias
+  hint: an anchor cannot contain an alias of itself; write the repeated part out
+1 problem in 1 file
+"""),
+    ("recursive_alias_mapping", """\
+chain.yaml:3:10: $: alias *vars stands inside its own anchor &vars: a recursive alias
+  hint: an anchor cannot contain an alias of itself; write the repeated part out
+1 problem in 1 file
+"""),
+]
+
+CHARACTERS = [
+    ("nul_in_event_type", """\
+chain.yaml:4:17: $.steps[0].event_type: control character U+0000 (character 6) in the event type
+  at chain 'demo' > step 'requested' > key 'event_type'
+  hint: ids, names and types are plain text: remove the control character
+1 problem in 1 file
+"""),
+    ("control_character_in_step_id", """\
+chain.yaml:3:9: $.steps[0].id: control character U+0007 (character 10) in the step id
+  at chain 'demo' > step 'requested\\x07' > key 'id'
+  hint: ids, names and types are plain text: remove the control character
+1 problem in 1 file
+"""),
+    ("control_character_in_tenant", """\
+chain.yaml:3:14: $.envelope.tenant_id: control character U+001B (character 5) in the tenant id
+  at chain 'demo' > key 'envelope.tenant_id'
+  hint: ids, names and types are plain text: remove the control character
+1 problem in 1 file
+"""),
+    ("lone_surrogate_in_payload", """\
+chain.yaml:6:13: $.steps[0].payload.text: the text holds a lone surrogate U+D800 (character 2), which is not a character
+  at chain 'demo' > step 'requested' > key 'payload.text'
+  hint: write the character itself (files are UTF-8), or \\U0001F600 for one beyond U+FFFF
+1 problem in 1 file
+"""),
+    ("lone_surrogate_in_key", """\
+chain.yaml:6:7: $.steps[0].payload.k\\udfff: the text holds a lone surrogate U+DFFF (character 2), which is not a character
+  at chain 'demo' > step 'requested' > key 'payload.k\\\\udfff'
+  hint: write the character itself (files are UTF-8), or \\U0001F600 for one beyond U+FFFF
+1 problem in 1 file
+"""),
+]
+
+NOT_TEMPLATES = [
+    ("template_in_event_type", """\
+chain.yaml:4:17: $.steps[0].event_type: the event type is not a template
+  at chain 'demo' > step 'requested' > key 'event_type'
+  hint: event_type is written as is, not rendered: make it plain text; put what varies in the payload
+1 problem in 1 file
+"""),
+    ("template_in_tenant_id", """\
+chain.yaml:2:23: $.envelope.tenant_id: the tenant id is not a template
+  at chain 'demo' > key 'envelope.tenant_id'
+  hint: tenant_id is written as is, not rendered: make it plain text; put what varies in the payload
+1 problem in 1 file
+"""),
+    ("template_in_outcome", """\
+chain.yaml:5:14: $.steps[0].outcome: the outcome is not a template
+  at chain 'demo' > step 'requested' > key 'outcome'
+  hint: outcome is written as is, not rendered: make it plain text; put what varies in the payload
+1 problem in 1 file
+"""),
+]
+
+
+@pytest.mark.parametrize(("case", "expected"), NOT_FINITE, ids=[case for case, _ in NOT_FINITE])
+def test_numbers_that_are_not_finite_are_refused_where_they_stand(case: str, expected: str) -> None:
+    """.nan, .inf and -.inf are refused wherever a number is read: delays, weights, parameters, payloads, data."""
+    assert_refused(case, expected)
+
+
+@pytest.mark.parametrize(("case", "expected"), TOO_LARGE, ids=[case for case, _ in TOO_LARGE])
+def test_numbers_too_large_to_mean_anything_are_refused(case: str, expected: str) -> None:
+    """A delay longer than 366 days (as a number or a duration) and an absurd sigma are load errors."""
+    assert_refused(case, expected)
+
+
+@pytest.mark.parametrize(("case", "expected"), YAML_11, ids=[case for case, _ in YAML_11])
+def test_values_yaml_1_1_would_read_otherwise_are_refused_with_both_readings(case: str, expected: str) -> None:
+    """yes/off, 010, 1:30, 1_000 mean one thing in YAML 1.1 and another in 1.2: refused, saying both; a key
+    read as null or a boolean is refused."""
+    assert_refused(case, expected)
+
+
+@pytest.mark.parametrize(("case", "expected"), RECURSIVE_ALIASES, ids=[case for case, _ in RECURSIVE_ALIASES])
+def test_an_anchor_that_contains_itself_is_refused_at_the_alias(case: str, expected: str) -> None:
+    """A recursive alias is a located error (not a RecursionError), in a list or a mapping."""
+    assert_refused(case, expected)
+
+
+@pytest.mark.parametrize(("case", "expected"), CHARACTERS, ids=[case for case, _ in CHARACTERS])
+def test_characters_that_do_not_belong_are_refused_with_their_position(case: str, expected: str) -> None:
+    """Control characters in ids, types and tenants, lone surrogates in values and keys: at the value."""
+    assert_refused(case, expected)
+
+
+@pytest.mark.parametrize(("case", "expected"), NOT_TEMPLATES, ids=[case for case, _ in NOT_TEMPLATES])
+def test_template_syntax_where_nothing_is_rendered_is_refused(case: str, expected: str) -> None:
+    """event_type, tenant_id and outcome are written as is: {{ }} or {% %} there is an error, not a surprise."""
+    assert_refused(case, expected)
+
+
+def test_yaml_1_2_reads_what_a_person_means(catalog_of) -> None:
+    """Keys are text as written (on, 200, 010), 0o17 and 0x1F are numbers, 1e3 is a number, ~ is null."""
+    from .conftest import run
+
+    catalog = catalog_of({"c.yaml": """
+        name: demo
+        steps:
+          - id: a
+            event_type: demo.a.v1
+            payload: {on: push, 200: ok, "010": zip, octal: 0o17, hex: 0x1F, big: 1e3, none: ~, t: true}
+    """})
+    assert {"on": "push", "200": "ok", "010": "zip", "octal": 15, "hex": 31, "big": 1000.0, "none": None,
+            "t": True} == run(catalog, count=1)[0]["payload"]
+
+
+def _entries_that_are_not_files(folder: Path) -> None:
+    import os
+
+    (folder / "ok.yaml").write_text("name: ok\nsteps: [{id: a, event_type: ok.a.v1}]\n")
+    os.mkfifo(folder / "pipe.yaml")
+    (folder / "zero.yaml").symlink_to("/dev/zero")
+    with open(folder / "huge.yaml", "wb") as huge:
+        huge.truncate(3 * 1024**3)  # a sparse file of 3 GiB
+    (folder / "dir.yaml").mkdir()
+    (folder / "dangling.yaml").symlink_to(folder / "nowhere")
+
+
+def test_entries_that_are_not_files_are_refused_by_name_without_reading(tmp_path: Path) -> None:
+    """A FIFO, a link to /dev/zero, a 3 GiB file, a folder and a dangling link in the chains folder: each
+    refused by name at once (no hang, no read without a bound), the regular file beside them still checked."""
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    _entries_that_are_not_files(folder)
+    started = time.monotonic()
+    result = validate(".", folder)
+    assert time.monotonic() - started < HANG
+    assert (EXIT_INVALID, """\
+dangling.yaml: cannot read: No such file or directory
+dir.yaml: not a regular file: a folder
+  hint: the chains folder holds chain files (*.yaml) only; move or remove this entry
+huge.yaml: file is larger than 2000000 bytes (3,221,225,472)
+  hint: chain files are small; split the data into files under data/, each below 2,000,000 bytes
+pipe.yaml: not a regular file: a FIFO (named pipe)
+  hint: the chains folder holds chain files (*.yaml) only; move or remove this entry
+zero.yaml: not a regular file: a character device (through a symbolic link)
+  hint: the chains folder holds chain files (*.yaml) only; move or remove this entry
+5 problems in 5 files
+""") == (result.returncode, result.stderr)
+
+
+def test_a_data_entry_that_is_a_fifo_is_refused_too(tmp_path: Path) -> None:
+    """The data/ folder is read with the same bounds."""
+    import os
+
+    folder = tmp_path / "chains"
+    (folder / "data").mkdir(parents=True)
+    (folder / "ok.yaml").write_text("name: ok\nsteps: [{id: a, event_type: ok.a.v1}]\n")
+    os.mkfifo(folder / "data" / "list.yaml")
+    result = validate(".", folder)
+    assert (EXIT_INVALID, """\
+data/list.yaml: not a regular file: a FIFO (named pipe)
+  hint: the chains folder holds chain files (*.yaml) only; move or remove this entry
+1 problem in 1 file
+""") == (result.returncode, result.stderr)

@@ -46,8 +46,8 @@ def format_ms(ms: float) -> str:
 
 
 def written(value: Any) -> str:
-    """A duration as the author wrote it: "5m" stays 5m, 150 is 150ms."""
-    return value.strip() if isinstance(value, str) else format_ms(float(value))
+    """A duration as the author wrote it: "5m" stays 5m, 1500 (milliseconds) is 1500ms."""
+    return value.strip() if isinstance(value, str) else f"{value:g}ms"
 
 
 class DelayProblem(ValueError):

@@ -77,5 +77,11 @@ def read_document(path: FsPath, problems: list[Problem],
     except yaml_marks.YamlError as error:
         report(error.path, error.message, error.hint, mark=yaml_marks.Mark(error.line, error.column))
         return report, None
+    except yaml_marks.YamlErrors as refused:
+        report.doc = refused.document  # placed in their chain and step
+        for each in refused.errors:
+            report(each.path, each.message, each.hint, mark=yaml_marks.Mark(each.line, each.column))
+        report.doc = None
+        return report, None
     report.doc = doc
     return report, doc

@@ -81,6 +81,15 @@ class YamlError(ValueError):
         self.message, self.line, self.column, self.hint, self.path = message, line, column, hint, path
 
 
+class YamlErrors(ValueError):
+    """Values and keys of a well-formed file that are refused (all of them), with the document built around
+    them (refused values are None, refused keys left out), so each can be placed in its chain and step."""
+
+    def __init__(self, errors: list[YamlError], document: Document) -> None:
+        super().__init__("\n".join(error.message for error in errors))
+        self.errors, self.document = errors, document
+
+
 @attrs.frozen
 class Document:
     """A loaded YAML file: plain data, plus where each value (and each mapping key) stands."""
@@ -197,6 +206,7 @@ class _Builder:
         self.marks: dict[Path, Mark] = {}
         self.key_marks: dict[Path, Mark] = {}
         self.nodes = 0
+        self.refused: list[YamlError] = []  # values and keys refused; the build goes on without them
 
     def build(self, node: Node, path: Path) -> Any:
         self.nodes += 1
@@ -205,13 +215,18 @@ class _Builder:
                             path)
         self.marks.setdefault(path, _mark_of(node))
         if isinstance(node, MappingNode | SequenceNode) and node.tag not in _COLLECTION_TAGS:
-            raise _refuse_tag(node, path)
+            self.refused.append(_refuse_tag(node, path))
+            return None
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
-        return self._scalar(node, path)
+        try:
+            return self._scalar(node, path)
+        except YamlError as error:
+            self.refused.append(error)
+            return None
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         tag, text = node.tag, node.value
@@ -231,7 +246,7 @@ class _Builder:
                 raise _error_at(node, f"{text} is not a finite number", hint("yaml", "not finite"), path)
         else:
             raise _refuse_tag(node, path)
-        if node.style is None:
+        if not node.style:  # plain (libyaml says '', PyYAML None)
             self._check_ambiguous(node, value, path)
         return value
 
@@ -249,19 +264,22 @@ class _Builder:
             raise _error_at(node, f"{text!r} is a boolean in YAML 1.1 and {new} in YAML 1.2",
                             hint("yaml", "yaml-1.1-boolean", text=text, old=str(old).lower(), new=str(old).lower(),
                                  quoted=_quoted(text)), path)
+        # 010: ten or eight? Say how to write each without doubt; 1:30, 1_000, 0b11: the number YAML 1.1 meant.
+        plain = f"{value} or 0o{old:o}" if isinstance(value, int) and isinstance(old, int) else repr(old)
         raise _error_at(node, f"{text!r} is the number {old!r} in YAML 1.1 and {new} in YAML 1.2",
-                        hint("yaml", "yaml-1.1-number", text=text, old=repr(old), new=new, plain=repr(old),
+                        hint("yaml", "yaml-1.1-number", text=text, old=repr(old), new=new, plain=plain,
                              quoted=_quoted(text)), path)
 
     def _key(self, node: Node, path: Path) -> str:
         if not isinstance(node, ScalarNode):
             raise _error_at(node, "mapping keys must be plain strings", hint("yaml", "key"), path)
-        if node.tag in (_NULL, _BOOL) and node.style is None:
+        at = (*path, node.value.encode("utf-8", "backslashreplace").decode("utf-8"))  # printable, surrogates too
+        if node.tag in (_NULL, _BOOL) and not node.style:
             raise _error_at(node, f"the key {node.value!r} is read as {'null' if node.tag == _NULL else 'a boolean'}",
-                            hint("yaml", "key not text", key=node.value), path)
+                            hint("yaml", "key not text", key=node.value), at)
         if node.tag not in (*_TEXT_TAGS, _INT, _FLOAT):
-            raise _refuse_tag(node, path)
-        _check_text(node, node.value, path)
+            raise _refuse_tag(node, at)
+        _check_text(node, node.value, at)
         return node.value  # keys are text as written: 010 is "010", on is "on"
 
     def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
@@ -273,14 +291,21 @@ class _Builder:
                 for source in merged:
                     value = self.build(source, path)
                     if not isinstance(value, dict):
-                        raise _error_at(source, "a merge key (<<) takes a mapping", hint("yaml", "merge"), path)
+                        self.refused.append(_error_at(source, "a merge key (<<) takes a mapping",
+                                                      hint("yaml", "merge"), path))
+                        continue
                     result.update(value)
                 continue
-            key = self._key(key_node, path)
+            try:
+                key = self._key(key_node, path)
+            except YamlError as error:
+                self.refused.append(error)
+                continue
             if key in own:
-                raise _error_at(key_node, f"duplicate key {key!r}",
-                                hint("yaml", "duplicate key", key=key, line=self.key_marks[(*path, key)].line),
-                                (*path, key))
+                self.refused.append(_error_at(
+                    key_node, f"duplicate key {key!r}",
+                    hint("yaml", "duplicate key", key=key, line=self.key_marks[(*path, key)].line), (*path, key)))
+                continue
             self.key_marks[(*path, key)] = _mark_of(key_node)
             own[key] = self.build(value_node, (*path, key))
         result.update(own)
@@ -288,7 +313,8 @@ class _Builder:
 
 
 def load(text: str) -> Document:
-    """Parse one YAML document; raise YamlError with a 1-based line and column."""
+    """Parse one YAML document; YamlError (a 1-based line and column) when it cannot be read at all, or
+    YamlErrors listing every value and key refused in a file that could be read."""
     if len(text) > MAX_BYTES:
         raise YamlError(f"file is larger than {MAX_BYTES} bytes", 1, 1)
     try:
@@ -310,7 +336,10 @@ def load(text: str) -> Document:
         return Document(None, {(): Mark(1, 1)}, {}, lines)
     builder = _Builder()
     data = builder.build(node, ())
-    return Document(data, builder.marks, builder.key_marks, lines)
+    document = Document(data, builder.marks, builder.key_marks, lines)
+    if builder.refused:
+        raise YamlErrors(builder.refused, document)
+    return document
 
 
 def _syntax_error(error: yaml.MarkedYAMLError) -> YamlError:

@@ -29,9 +29,12 @@ STATS_PREFIX = "chainsim-stats "
 BUFFER_BYTES = 256 * 1024  # a few chunks fit in the pipe; fewer, larger reads cost the merging parent less
 
 
+KEY_FORMAT = b"%015d%010d"  # TIME_DIGITS, RANK_DIGITS
+
+
 def key(elapsed_ms: int, rank: int) -> bytes:
     """The key of an event (rank >= 1) or a watermark (rank 0) at `elapsed_ms` after the run's start."""
-    return b"%015d%010d" % (elapsed_ms, rank)
+    return KEY_FORMAT % (elapsed_ms, rank)
 
 
 class KeyedSink(SinkBase):
@@ -47,7 +50,7 @@ class KeyedSink(SinkBase):
     def write(self, event: dict[str, Any], line: bytes) -> None:
         scheduler, chunks = self.scheduler, self._chunks
         assert scheduler is not None
-        chunks.append(b"%015d%010d" % (scheduler.now - scheduler.start_ms, scheduler.rank + 1))
+        chunks.append(KEY_FORMAT % (scheduler.now - scheduler.start_ms, scheduler.rank + 1))  # key(), inlined
         chunks.append(line)  # not copied behind its key: the flush joins them
         self._size += len(line)
         if self._size >= BUFFER_BYTES:

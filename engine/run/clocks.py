@@ -46,7 +46,7 @@ class Flushing:
 
     def __init__(self, sink: Any, now: float) -> None:
         self.flush_until: Callable[[int], None] = sink.flush_until
-        self.every = float(getattr(sink, "flush_every", 0.0))
+        self.every = float(sink.flush_every)
         self.behind_every = max(FLUSH_EVERY, self.every)
         self.flushed = now
 

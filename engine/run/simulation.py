@@ -83,13 +83,13 @@ class Simulation:
         return self.options.duration_ms is not None
 
     def emit(self, event: dict[str, Any]) -> None:
-        stats = self.stats
-        stats.events += 1
-        stats.by_type[event["event_type"]] += 1
         try:
             line = self._encode(event)
         except JSONEncodeError as error:  # an integer beyond 64 bits: JSON as orjson writes it has none
             raise self._not_json(event, error) from None
+        stats = self.stats
+        stats.events += 1
+        stats.by_type[event["event_type"]] += 1
         self._write(event, line)
 
     def _not_json(self, event: dict[str, Any], error: Exception) -> RenderError:
