@@ -23,7 +23,7 @@ def main() -> None:
         from virtual import FileSink
 
         import engine as chainsim
-        from engine.cli.process import settle_memory
+        from engine.process import settle_memory
 
         catalog = chainsim.load_catalog(ROOT / "chains")
         sink = FileSink(output)

@@ -114,3 +114,10 @@ class TemplateRunError(RunError):
 
 class SinkError(RunError):
     """A sink could not open its destination, write to it or deliver to it."""
+
+
+def command_text(error: ChainsimError) -> str:
+    """What a chainsim command (and each of its workers) prints on stderr for one of these errors."""
+    if isinstance(error, LoadError):
+        return error.report()
+    return f"chainsim: error: {error}"

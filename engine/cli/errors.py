@@ -1,4 +1,4 @@
-"""The one place errors become text and exit codes (the command's and its workers').
+"""The exit codes of the command and its workers (engine.errors.command_text is what they print):
 
     0    ok (also after Ctrl-C during a run)
     1    internal error (a bug): `--debug` shows the traceback
@@ -8,17 +8,8 @@
 
 from __future__ import annotations
 
-from ..errors import ChainsimError, LoadError
-
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
-
-
-def error_text(error: ChainsimError) -> str:
-    """What the command prints on stderr for one of chainsim's errors."""
-    if isinstance(error, LoadError):
-        return error.report()
-    return f"chainsim: error: {error}"
 
 
 def internal_text(error: BaseException) -> str:

@@ -6,9 +6,9 @@ import gc
 import sys
 from collections.abc import Sequence
 
-from ..errors import ChainsimError
+from ..errors import ChainsimError, command_text
 from . import listing, run, validate
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, error_text, internal_text
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, internal_text
 from .parser import VERBS, build_parser
 
 DISPATCH = {"run": run.run, "validate": validate.validate, "list": listing.list_chains}
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return DISPATCH[args.verb](args)
     except ChainsimError as error:
-        print(error_text(error), file=sys.stderr)
+        print(command_text(error), file=sys.stderr)
         return EXIT_INVALID
     except Exception as error:
         if args.debug:

@@ -14,13 +14,13 @@ from typing import Any
 import attrs
 
 from ..envelope.fields import FIRST_MS, LAST_MS, parse_timestamp
-from ..errors import ChainsimError, RunError, SinkError, UsageError
+from ..errors import ChainsimError, RunError, SinkError, UsageError, command_text
 from ..hints import hint
 from ..load.delays import parse_duration
+from ..process import settle_memory, silence_stdout, stopping_on_signals
 from ..run.options import DEFAULT_RATE, RunOptions, Stats
-from .errors import EXIT_INVALID, EXIT_OK, error_text
+from .errors import EXIT_INVALID, EXIT_OK
 from .parser import DEV_INITIAL, DEV_INTERVAL
-from .process import settle_memory, silence_stdout, stopping_on_signals
 from .progress import Progress, Reading
 
 GO_LEAD_S = 0.1  # wall clock with workers: the run begins this long after the last worker is ready
@@ -173,10 +173,10 @@ def _run_workers(args: argparse.Namespace, options: RunOptions) -> int:
         silence_stdout()
         stats, errors = Stats(), []
     except (OSError, RunError) as error:
-        stats, errors = Stats(), [error_text(sink_failure(error))]
+        stats, errors = Stats(), [command_text(sink_failure(error))]
     closing = close_sink(sink)
     if closing is not None and not errors:
-        errors = [error_text(closing)]
+        errors = [command_text(closing)]
     print(summary(stats, options, time.perf_counter() - began, verbose=not args.quiet), file=sys.stderr)
     for line in errors:
         print(line, file=sys.stderr)

@@ -12,9 +12,8 @@ import sys
 
 import attrs
 
-from ..cli.errors import error_text
-from ..cli.process import settle_memory, silence_stdout, stopping_on_signals
-from ..errors import ChainsimError, LoadError, TemplateRunError
+from ..errors import ChainsimError, LoadError, TemplateRunError, command_text
+from ..process import settle_memory, silence_stdout, stopping_on_signals
 from ..run.arrivals import shard
 from ..run.options import RunOptions
 from .claims import FileClaims, claimed
@@ -32,7 +31,7 @@ def main() -> int:
     try:
         catalog = load_catalog(task["chains"])
     except LoadError as error:
-        print(error_text(error), file=sys.stderr)
+        print(command_text(error), file=sys.stderr)
         return EXIT_INVALID
     sink = KeyedSink(sys.stdout.buffer)
     sink.ready()  # tells the parent this worker has loaded the files
@@ -62,7 +61,7 @@ def main() -> int:
             silence_stdout()
     print(stats_line(simulation.stats), file=sys.stderr)
     if failure is not None:
-        print(error_text(failure), file=sys.stderr)
+        print(command_text(failure), file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
 

@@ -131,7 +131,7 @@ def run_workers(workers: Workers, options: RunOptions, sink: Sink) -> tuple[Stat
     the merge ends there and the other workers are stopped, so the output is still that of one process.
     Ctrl-C or SIGTERM asks the workers to stop (they stop cleanly on SIGTERM); what they wrote is drained.
     """
-    from ..cli.process import stopping_on_signals
+    from ..process import stopping_on_signals
 
     def stop() -> None:
         for process in workers.processes:

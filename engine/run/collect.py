@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..load.catalog import Catalog
 from ..sinks.memory import ListSink
 from .options import RunOptions
 from .simulation import Simulation
+
+if TYPE_CHECKING:
+    from ..load.catalog import Catalog
 
 
 def run_to_list(catalog: Catalog, options: RunOptions) -> list[dict[str, Any]]:

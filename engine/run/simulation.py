@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orjson import JSONEncodeError
 
 from ..envelope import NATIVE, Encoding
 from ..envelope.fields import LAST_MS, Clock
 from ..errors import TemplateRunError
-from ..load.catalog import Catalog
 from ..sinks import Sink
 from ..templates.compiler import RenderError
 from ..templates.fakers import Fakers
@@ -29,6 +28,9 @@ from .clocks import WallClock, run_virtual
 from .interpreter import ChainInstance, Chooser, choose_by_weight
 from .options import DEFAULT_RATE, RunOptions, Stats
 from .scheduler import Scheduler
+
+if TYPE_CHECKING:  # a catalog is made by engine/load, which compiles with this folder's interpreter
+    from ..load.catalog import Catalog
 
 
 def default_arrivals(catalog: Catalog, options: RunOptions) -> Arrivals:

@@ -1,5 +1,5 @@
-"""What a chainsim process does to its interpreter, and only a process (the command, a `--workers` worker),
-never the library: signals that stop a run, Python's cycle collector, a stdout whose reader went away.
+"""What a chainsim process does to its interpreter, and only a process (the command and its `--workers`
+workers), never the library: signals that stop a run, Python's cycle collector, a stdout whose reader went away.
 """
 
 from __future__ import annotations
