@@ -124,7 +124,9 @@ class WallClock:
                 continue
             flushing.behind(now, scheduler.now)
             if now - held >= YIELD_EVERY:
-                await asyncio.sleep(0)
+                # A timer, not sleep(0): the loop runs timers that fell due meanwhile before ours (it orders
+                # them by time), where sleep(0) would put this loop first again in the next round.
+                await self._wait(loop, 0.0)
                 held = monotonic()
                 continue
             step()
