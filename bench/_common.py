@@ -33,8 +33,30 @@ class Child(NamedTuple):
     peak_rss_kib: int
 
 
+# Started by a small process of its own: Linux keeps a process's peak RSS across fork and exec, so a child
+# forked straight from the bench (tens of MiB by then) would report at least the bench's size.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss)
+raise SystemExit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_rss_kib(command: Sequence[str]) -> int:
+    """The peak RSS of a command (it must succeed), started from a small launcher process, from the project root."""
+    result = subprocess.run([PYTHON, "-c", _LAUNCHER, *command], cwd=ROOT, check=True, capture_output=True, text=True)
+    return int(result.stdout.split()[-1])
+
+
 def run_child(command: Sequence[str]) -> Child:
-    """Run a command from the project root (it must succeed); its own rusage, not all children's."""
+    """Run a command from the project root (it must succeed); its own rusage, not all children's.
+
+    Its peak RSS is at least the bench's own at the fork (see peak_rss_kib for a figure of its own).
+    """
     began = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
