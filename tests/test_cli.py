@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -342,3 +343,30 @@ def test_list_shows_each_delay_as_its_author_wrote_it(chain_dir):
     listing = cli("list", "--chains", str(folder)).stdout.decode()
     assert ["after 5m", "after 1500ms-2.5s", "after lognormal 500ms-1h"] == [
         line[line.index("after"):] for line in listing.splitlines() if "after" in line]
+
+
+def test_only_runs_a_subset_of_the_catalog_in_its_weights_proportions():
+    """--only takes names and globs; only those chains run, drawn with their own weights (here 20 : 8)."""
+    result = cli(*FIXED, "--count", "400", "--only", "agent_*,vault_secret", "-q")
+    chains = collections.Counter(json.loads(line)["chain"] for line in result.stdout.splitlines()
+                                 if json.loads(line)["causation_id"] is None)
+    assert {"agent_execution", "vault_secret"} == set(chains)
+    assert 0.6 < chains["agent_execution"] / 400 < 0.82  # 20 / 28 = 71%
+
+
+def test_only_with_workers_gives_the_bytes_of_one_process():
+    """The selection travels to the workers with the run's options: the same bytes."""
+    flags = (*FIXED, "--count", "300", "--only", "agent_execution,intelligence_query", "-q")
+    assert cli(*flags).stdout == cli(*flags, "--workers", "2").stdout
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("agnt_execution", "chainsim: error: --only 'agnt_execution' names no chain of "),
+     ("nothing*", "  hint: chains here: agent_execution, code_generation")],
+)
+def test_only_naming_no_chain_is_a_usage_error_with_a_hint(pattern, message):
+    """A name that matches nothing gets a did-you-mean; a glob that matches nothing lists the chains."""
+    result = cli(*FIXED, "--count", "3", "--only", pattern)
+    assert 2 == result.returncode
+    assert message in result.stderr.decode()

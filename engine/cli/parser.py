@@ -64,6 +64,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def names(text: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r} names no chain: give names or globs, e.g. agent_*,vault_secret")
+    return parts
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--chains", default="chains", metavar="DIR",
@@ -95,6 +102,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, metavar="S",
                        help="seed of every random draw; the same files, seed and start give the same bytes "
                             "(default: a random seed, printed on stderr)")
+    group.add_argument("--only", type=names, metavar="NAME[,NAME...]",
+                       help="run only these chains (names or globs such as 'agent_*'), in their weights' proportions")
     group.add_argument("--start", metavar="ISO",
                        help="simulated start time, e.g. 2026-01-01T00:00:00Z (default: now)")
     arrivals = run.add_argument_group("when chains start")

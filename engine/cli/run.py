@@ -57,7 +57,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         raise UsageError("--speed paces the wall clock: add --realtime (a --count run is in virtual time)")
     return RunOptions(seed=seed, start_ms=start_ms, count=args.count, rate=rate, interval_ms=interval,
                       initial=initial, realtime=realtime, speed=args.speed or 1.0, duration_ms=duration,
-                      shard=args.shard or (0, 1))
+                      shard=args.shard or (0, 1), only=args.only or ())
 
 
 def open_sinks(args: argparse.Namespace) -> Any:

@@ -8,6 +8,7 @@ before any event.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable
 from pathlib import Path as FsPath
 from typing import Any
@@ -15,8 +16,8 @@ from typing import Any
 import attrs
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ..errors import LoadError, Path, Problem, TemplateRunError, json_path
-from ..hints import hint
+from ..errors import LoadError, Path, Problem, TemplateRunError, UsageError, json_path
+from ..hints import hint, known_or_close
 from ..run.interpreter import Program
 from ..templates.compiler import RenderError, TemplateProblem
 from ..templates.fakers import Fakers
@@ -54,6 +55,21 @@ class Catalog:
         """Each chain's chance, in percent, of being the next instance started."""
         total = sum(c.weight for c in self.chains)
         return {c.name: 100.0 * c.weight / total for c in self.chains}
+
+    def select(self, patterns: Iterable[str]) -> Catalog:
+        """The catalog of the chains whose names match `patterns` (names or globs such as `agent_*`), in the
+        catalog's order; UsageError for a pattern that matches no chain."""
+        names = [chain.name for chain in self.chains]
+        wanted: set[str] = set()
+        for pattern in patterns:
+            matched = fnmatch.filter(names, pattern)
+            if not matched:
+                known = "chains here" if any(c in pattern for c in "*?[") else "chains"
+                raise UsageError(f"--only {pattern!r} names no chain of {self.directory}",
+                                 known_or_close(pattern, names, known))
+            wanted.update(matched)
+        chains = tuple(chain for chain in self.chains if chain.name in wanted)
+        return attrs.evolve(self, chains=chains, programs={c.name: self.programs[c.name] for c in chains})
 
     def chain_of(self, file: str) -> Chain | None:
         return next((chain for chain in self.chains if chain.file == file), None)

@@ -30,6 +30,7 @@ class RunOptions:
     duration_ms: int | None = None  # stop after this much simulated time
     shard: tuple[int, int] = (0, 1)  # (i, n): run only instances whose number in the run is i modulo n
     wall_origin: float | None = None  # wall clock: the epoch second start_ms happens at (default: at once)
+    only: tuple[str, ...] = ()  # run only the chains of these names or globs (default: all)
 
     def to_json(self) -> str:
         """The options whole, as JSON (what a `--workers` worker is given)."""
@@ -38,7 +39,7 @@ class RunOptions:
     @classmethod
     def from_json(cls, text: str) -> RunOptions:
         data: dict[str, Any] = json.loads(text)
-        data["shard"] = tuple(data["shard"])
+        data["shard"], data["only"] = tuple(data["shard"]), tuple(data["only"])
         return cls(**data)
 
 

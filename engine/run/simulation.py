@@ -53,6 +53,8 @@ class Simulation:
     def __init__(self, catalog: Catalog, options: RunOptions, sink: Sink, *, arrivals: Arrivals | None = None,
                  choose: Chooser = choose_by_weight, owns: Callable[[int], bool] | None = None,
                  encoding: Encoding = NATIVE) -> None:
+        if options.only:
+            catalog = catalog.select(options.only)
         self.catalog, self.options, self.sink, self.choose = catalog, options, sink, choose
         self._write = sink.write
         self._encode = encoding.encode
