@@ -26,7 +26,7 @@ HINTS: dict[tuple[str, ...], str] = {
     ),
     ("schema", "required", "id"): "every step needs an id, e.g. id: query_requested",
     ("schema", "required", "weight"): "every branch needs a weight, e.g. weight: 90",
-    ("schema", "required", "max"): "normal, lognormal and exponential delays are bounded: add max, e.g. max: 5s",
+    ("schema", "required", "max"): "distributions and computed delays are bounded: add max, e.g. max: 5s",
     ("schema", "required", "min"): "a uniform delay needs min and max, or write it as [min, max]",
     ("schema", "required", "mean"): "normal and exponential delays need a mean, e.g. mean: 200ms",
     ("schema", "required", "stddev"): "a normal delay needs a stddev, e.g. stddev: 50ms",
@@ -131,6 +131,7 @@ HINTS: dict[tuple[str, ...], str] = {
     ("template", "data list"): "data.<name> is the file data/<name>.yaml of the chains folder; here: {known}",
     ("template", "faker generator"): "see https://faker.readthedocs.io/en/stable/providers.html for generator names",
     ("template", "not json"): "a payload value is JSON: text, a finite number, true/false, null, a list or a mapping",
+    ("template", "delay"): "a computed delay's template gives milliseconds (a number) or a duration such as '1.5s'",
     ("template", "at run time"): "the events before this one were written; fix the template and run again",
     # ---- the command line and sinks
     ("usage", "sink"): "known sinks: {known}",

@@ -216,10 +216,10 @@ def test_without_start_wall_clock_timestamps_are_the_time_events_leave(workers):
     ("payload", "message"),
     [
         ("\"{{ ('nan' if chain.instance == 2 else '1.5') | float }}\"",
-         "chains/c.yaml:6:10: $.steps[0].payload.x: template error at run time: NotJsonError: a template produced "
+         "chains/c.yaml:6:10: $.steps[0].payload.x: template error at run time: a template produced "
          "the number nan, which JSON cannot hold (no NaN, no infinity)"),
         ("\"{{ 1e308 * (10 if chain.instance == 2 else 1) }}\"",
-         "chains/c.yaml:6:10: $.steps[0].payload.x: template error at run time: NotJsonError: a template produced "
+         "chains/c.yaml:6:10: $.steps[0].payload.x: template error at run time: a template produced "
          "the number inf, which JSON cannot hold (no NaN, no infinity)"),
         ("\"{{ 10 ** 30 if chain.instance == 2 else 1 }}\"",
          "chains/c.yaml:6:7: $.steps[0].payload: template error at run time: TypeError: the payload is not JSON: "

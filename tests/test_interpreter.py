@@ -5,6 +5,10 @@ from __future__ import annotations
 import collections
 import uuid
 
+import pytest
+
+from engine.envelope.fields import parse_timestamp as parse_ms
+
 from .conftest import START_MS, run
 
 TWO_STEPS = """
@@ -286,3 +290,58 @@ def test_goto_on_a_branching_step_is_followed_after_the_branch(catalog_of):
     events = run(catalog_of({"l.yaml": text}), count=10)
     for steps in steps_by_instance(events).values():
         assert ["start", steps[1], "start", steps[3], "start", "done"] == steps
+
+
+def test_a_computed_delay_backs_off_by_visit_without_unrolling_the_loop(catalog_of):
+    """`{{ 1000 * 2 ** (visit - 1) }}` on a retry step gives gaps of 1 s, 2 s, 4 s, 8 s."""
+    catalog = catalog_of({"job.yaml": """
+        name: job
+        steps:
+          - id: submitted
+            event_type: job.submitted.v1
+          - id: attempt
+            max_visits: 4
+            delay: {template: "{{ 1000 * 2 ** (visit - 1) }}", max: 1m}
+            event_type: job.attempt.v1
+            goto: attempt
+    """})
+    events = run(catalog, count=1)
+    times = [parse_ms(e["timestamp"]) for e in events]
+    assert [1000, 2000, 4000, 8000] == [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def test_a_computed_delay_follows_the_instance_and_stays_within_its_bounds(catalog_of):
+    """A delay from vars (rows / 1000 ms), clamped to [min, max]: 200k rows take 200 ms, 125M rows the max."""
+    catalog = catalog_of({"job.yaml": """
+        name: job
+        vars:
+          rows: "{{ [200000, 125000000][chain.instance % 2] }}"
+        steps:
+          - id: submitted
+            event_type: job.submitted.v1
+          - id: finished
+            delay: {template: "{{ vars.rows / 1000 }}", min: 100ms, max: 1m}
+            event_type: job.finished.v1
+            payload: {took_ms: "{{ delay_ms }}"}
+    """})
+    finished = [e["payload"]["took_ms"] for e in run(catalog, count=4) if e["step"] == "finished"]
+    assert [200, 200, 60000, 60000] == finished  # in time order: the two short jobs end first
+
+
+def test_a_computed_delay_that_fails_at_run_time_is_located(catalog_of):
+    """A result that is no duration, met after the dry run, stops the run with the template's place."""
+    from engine import TemplateRunError
+
+    catalog = catalog_of({"job.yaml": """
+        name: job
+        steps:
+          - id: submitted
+            event_type: job.submitted.v1
+          - id: finished
+            delay: {template: "{{ 'soon' if chain.instance == 2 else 5 }}", max: 1m}
+            event_type: job.finished.v1
+    """})
+    with pytest.raises(TemplateRunError) as caught:
+        run(catalog, count=5)
+    assert (6, "finished", "delay.template") == (caught.value.line, caught.value.step, caught.value.key)
+    assert "the delay template gave 'soon', which is not a duration" in str(caught.value)

@@ -119,7 +119,7 @@ chain.yaml:8:9: $.steps[0].branches[1]: missing required key 'weight'
     ("missing_max_of_normal_delay", """\
 chain.yaml:7:7: $.steps[1].delay: missing required key 'max'
   at chain 'demo' > step 'completed' > key 'delay'
-  hint: normal, lognormal and exponential delays are bounded: add max, e.g. max: 5s
+  hint: distributions and computed delays are bounded: add max, e.g. max: 5s
 1 problem in 1 file
 """),
     ("delay_mapping_without_distribution", """\
@@ -799,3 +799,32 @@ data/list.yaml: not a regular file: a FIFO (named pipe)
   hint: the chains folder holds chain files (*.yaml) only; move or remove this entry
 1 problem in 1 file
 """) == (result.returncode, result.stderr)
+
+
+COMPUTED_DELAYS = [
+    ("computed_delay_syntax_error", """\
+chain.yaml:6:23: $.steps[1].delay.template: template syntax error: unexpected '}'
+  at chain 'demo' > step 'retried' > key 'delay.template'
+  hint: check the {{ }} and {% %} pairs of this template
+1 problem in 1 file
+"""),
+    ("computed_delay_not_a_duration", """\
+chain.yaml:6:23: $.steps[1].delay.template: template error: the delay template gave 'soon', which is not a duration
+  at chain 'demo' > step 'retried' > key 'delay.template'
+  hint: a computed delay's template gives milliseconds (a number) or a duration such as '1.5s'
+1 problem in 1 file
+"""),
+    ("computed_delay_without_max", """\
+chain.yaml:6:12: $.steps[1].delay: missing required key 'max'
+  at chain 'demo' > step 'retried' > key 'delay'
+  hint: distributions and computed delays are bounded: add max, e.g. max: 5s
+1 problem in 1 file
+"""),
+]
+
+
+@pytest.mark.parametrize(("case", "expected"), COMPUTED_DELAYS, ids=[case for case, _ in COMPUTED_DELAYS])
+def test_a_computed_delay_is_checked_at_load_time_like_every_template(case: str, expected: str) -> None:
+    """A computed delay's template is compiled and dry-run; it needs a max; a result that is no duration is
+    refused at its place."""
+    assert_refused(case, expected)

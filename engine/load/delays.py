@@ -63,12 +63,13 @@ class DelayProblem(ValueError):
 class Delay:
     """A delay distribution, bounded by [low, high] milliseconds."""
 
-    distribution: str  # fixed | uniform | normal | lognormal | exponential
+    distribution: str  # fixed | uniform | normal | lognormal | exponential | computed
     low: float
     high: float
     mean: float = 0.0
     spread: float = 0.0  # stddev (normal) or sigma (lognormal)
     text: tuple[str, str] = ("", "")  # min and max as the author wrote them (for `list`)
+    template: str = ""  # a computed delay's template (compiled with the chain's templates)
 
     @classmethod
     def fixed(cls, ms: float, text: str = "") -> Delay:
@@ -84,6 +85,12 @@ class Delay:
             return cls("uniform", low, high, (low + high) / 2, text=(written(spec[0]), written(spec[1])))
         if not isinstance(spec, dict):
             return cls.fixed(_bounded_duration(spec, "delay"), written(spec))
+        if "template" in spec:
+            low, high = _bounded_duration(spec.get("min", 0), "min"), _bounded_duration(spec["max"], "max")
+            if high < low:
+                raise DelayProblem(f"max ({format_ms(high)}) is below min ({format_ms(low)})", "max", "delay max")
+            return cls("computed", low, high, text=(written(spec.get("min", 0)), written(spec["max"])),
+                       template=spec["template"])
         kind = spec["distribution"]
         low = _bounded_duration(spec.get("min", 0), "min")
         high = _bounded_duration(spec["max"], "max")
@@ -124,10 +131,18 @@ class Delay:
         low, high = math.ceil(self.low), math.floor(self.high)
         return (low, max(low, high))
 
+    def clamp(self, ms: float) -> int:
+        """A computed delay's result, as whole milliseconds within [min, max]."""
+        low, high = self.bounds
+        return min(max(round(ms), low), high)
+
     def sampler(self) -> Any:
-        """A function rng -> int milliseconds, built once; the per-step hot path calls only this."""
+        """A function rng -> int milliseconds, built once; the per-step hot path calls only this. (A computed
+        delay has none: the interpreter renders its template, then clamps the result.)"""
         low, high = self.bounds
         kind = self.distribution
+        if kind == "computed":
+            return lambda rng: low
         if kind == "fixed" or low == high:
             return lambda rng: low
         if kind == "uniform":

@@ -17,7 +17,7 @@ from jinja2.utils import missing
 from ..envelope.fields import Clock
 from ..hints import did_you_mean, hint, known_or_close
 from ..load.model import Chain
-from ..run.interpreter import ChainInstance, Node, Program
+from ..run.interpreter import ChainInstance, Node, NotADelayError, Program
 from ..templates.compiler import RenderError
 from ..templates.fakers import Fakers, UnknownGeneratorError
 from ..templates.sandbox import UndefinedNameError
@@ -79,6 +79,8 @@ def explain(error: RenderError, report: FileReport, chain: Chain, data: dict[str
         message, hint_text = _undefined(cause, error, chain, data, instance, emitted)
     elif isinstance(cause, UnknownGeneratorError) and cause.owner == "faker":
         message, hint_text = str(error), hint("template", "faker generator")
+    elif isinstance(cause, NotADelayError):
+        message, hint_text = str(error), hint("template", "delay")
     else:
         message, hint_text = str(error), ""
     report(error.path, f"template error: {message}", hint_text)

@@ -91,9 +91,17 @@ def _leaves(error: jsonschema.ValidationError) -> list[jsonschema.ValidationErro
     if not fitting:
         return [error]
     best = jsonschema.exceptions.best_match(fitting)
-    alternative = best.relative_schema_path[0] if best.relative_schema_path else None
-    group = [e for e in fitting if e.relative_schema_path and e.relative_schema_path[0] == alternative] or [best]
-    return [leaf for e in group for leaf in _leaves(e)]
+    groups: dict[object, list[jsonschema.ValidationError]] = {}
+    for each in fitting:
+        groups.setdefault(each.relative_schema_path[0] if each.relative_schema_path else None, []).append(each)
+    # The alternative meant is the one whose keys the value uses (fewest unknown keys), then jsonschema's best.
+    alternative = min(groups, key=lambda a: (_unknown_keys(groups[a]), best not in groups[a]))
+    return [leaf for e in groups[alternative] for leaf in _leaves(e)]
+
+
+def _unknown_keys(errors: list[jsonschema.ValidationError]) -> int:
+    return sum(1 for error in errors for leaf in _leaves(error)
+               if leaf.validator in ("additionalProperties", "unevaluatedProperties"))
 
 
 def _fits(error: jsonschema.ValidationError) -> bool:

@@ -17,12 +17,13 @@ import attrs
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..envelope.fields import Clock, new_uuid
+from ..load.delays import parse_duration
 from ..load.model import Chain, Step
-from ..templates.compiler import SPENDS, Renderer, RenderError, TemplateProblem, compile_tree
+from ..templates.compiler import SPENDS, Renderer, RenderError, TemplateProblem, TemplateValueError, compile_tree
 from ..templates.fakers import FakerFacade, Fakers, set_time
 from ..templates.randoms import RandomFacade
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[dict[str, Any]], "bool | None"]  # True: the instance stops here (a stuck chain)
 Chooser = Callable[["Node", Sequence["Node"], Random], "Node"]
 
 
@@ -40,6 +41,7 @@ class Node:
     cumulative: tuple[float, ...] = ()  # running totals of the branches' weights
     max_visits: int | None = None  # the step's, read on every visit
     capped: bool = False  # a branch of this step has max_visits: which branches are open must be looked at
+    delay_render: Renderer | None = None  # a computed delay's template (then sample_delay is not used)
 
     def __attrs_post_init__(self) -> None:
         self.max_visits = self.step.max_visits
@@ -79,7 +81,10 @@ class Program:
         for step in chain.walk():
             delay = step.delay.sampler() if step.delay else _zero
             payload = compile_tree(env, step.payload, (*step.path, "payload"), problems, uses, fast)
-            nodes[step.index] = Node(step, step.index, delay, payload)
+            nodes[step.index] = node = Node(step, step.index, delay, payload)
+            if step.delay is not None and step.delay.template:
+                node.delay_render = compile_tree(env, step.delay.template, (*step.path, "delay", "template"),
+                                                 problems, uses, fast)
         ordered = [nodes[i] for i in sorted(nodes)]
         ids = {node.step.id: node.index for node in ordered}
         _link(chain.steps, None, nodes, ids)
@@ -115,6 +120,32 @@ def _link_step(step: Step, next_index: int | None, nodes: dict[int, Node], ids: 
             _link_step(branch, node.following, nodes, ids)
 
 
+class NotADelayError(TemplateValueError):
+    """A computed delay's template gave something that is not a duration."""
+
+
+@attrs.frozen
+class Start:
+    """What a scripted arrival sets for its instance: vars (renderers by name, drawn instead of the chain's)
+    and branches forced (the index of a branching step's node -> the index of the branch to take)."""
+
+    vars: dict[str, Renderer] = attrs.field(factory=dict)
+    force: dict[int, int] = attrs.field(factory=dict)
+
+
+def forcing(force: dict[int, int], otherwise: Chooser) -> Chooser:
+    """A chooser that takes the forced branch of a step when it is open, and asks `otherwise` elsewhere."""
+
+    def choose(node: Node, open_branches: Sequence[Node], rng: Random) -> Node:
+        wanted = force.get(node.index)
+        for branch in open_branches:
+            if branch.index == wanted:
+                return branch
+        return otherwise(node, open_branches, rng)
+
+    return choose
+
+
 def choose_by_weight(node: Node, open_branches: Sequence[Node], rng: Random) -> Node:
     """The default chooser: a branch drawn with the declared weights, among those still open."""
     if len(open_branches) == len(node.branches):
@@ -134,7 +165,7 @@ class ChainInstance:
     __slots__ = (
         "program", "number", "rng", "start_ms", "correlation_id", "last_event_id", "visits", "pending",
         "delay_ms", "steps", "context", "outcome", "last_step", "emit", "clock", "choose", "on_end",
-        "faker",
+        "faker", "overrides",
     )
 
     def __init__(
@@ -148,9 +179,13 @@ class ChainInstance:
         fakers: Fakers,
         choose: Chooser = choose_by_weight,
         on_end: Callable[[ChainInstance], None] | None = None,
+        start: Start | None = None,
     ) -> None:
         self.program, self.number, self.rng, self.emit, self.clock = program, number, rng, emit, clock
         self.choose, self.on_end = choose, on_end
+        self.overrides = start.vars if start is not None else None
+        if start is not None and start.force:
+            self.choose = forcing(start.force, choose)
         self.correlation_id = new_uuid(rng)
         self.last_event_id: str | None = None
         self.visits: dict[int, int] = {}
@@ -191,9 +226,11 @@ class ChainInstance:
             set_time(self.faker, now)
         if self.program.spends:
             self.program.reset_budget()
-        variables = self.context["vars"]
+        variables, overrides = self.context["vars"], self.overrides
         try:
             for name, render in self.program.vars:
+                if overrides is not None:
+                    render = overrides.get(name, render)
                 variables[name] = render(self.context)
         except RenderError as error:
             error.file = self.program.chain.file
@@ -233,12 +270,14 @@ class ChainInstance:
         self.last_step = step.id
         if step.outcome:
             self.outcome = step.outcome
-        self.emit(event)
+        if self.emit(event):  # stuck here: the instance never goes on, and never finishes
+            self.pending = None
+            return None
         return self._advance(node.following, now)
 
     def _advance(self, index: int | None, now: int) -> int | None:
         nodes, visits = self.program.nodes, self.visits
-        inherited = None  # a branching step's delay, for the branch taken when it has none of its own
+        inherited = None  # a branching step, whose delay the branch taken has when it has none of its own
         while index is not None:
             node = nodes[index]
             seen = visits.get(index, 0)
@@ -247,7 +286,7 @@ class ChainInstance:
                 continue
             visits[index] = seen + 1
             step = node.step
-            sample = inherited if step.delay is None and inherited is not None else node.sample_delay
+            timing = inherited if step.delay is None and inherited is not None else node
             if node.branches:
                 if step.outcome:
                     self.outcome = step.outcome
@@ -255,15 +294,47 @@ class ChainInstance:
                 if not open_branches:
                     index, inherited = node.next, None
                     continue
-                index, inherited = self.choose(node, open_branches, self.rng).index, sample
+                index, inherited = self.choose(node, open_branches, self.rng).index, timing
                 continue
             self.pending = node
-            self.delay_ms = sample(self.rng)
+            if timing.delay_render is None:
+                self.delay_ms = timing.sample_delay(self.rng)
+            else:
+                self.delay_ms = self._computed_delay(timing, node, now)
             return now + self.delay_ms
         self.pending = None
         if self.on_end is not None:
             self.on_end(self)
         return None
+
+    def _computed_delay(self, timing: Node, node: Node, now: int) -> int:
+        """Render a computed delay's template for the step about to be scheduled, and keep it within bounds."""
+        context, program = self.context, self.program
+        context["visit"] = self.visits[node.index]
+        context["elapsed_ms"] = now - self.start_ms
+        if self.faker is not None:
+            self.faker._now = now
+        if program.spends:
+            program.reset_budget()
+        render = timing.delay_render
+        delay = timing.step.delay
+        assert render is not None and delay is not None
+        try:
+            value = render(context)
+            if not isinstance(value, int | float | str) or isinstance(value, bool):
+                raise NotADelayError(f"the delay template gave {value!r}, which is not a duration")
+            try:
+                ms = parse_duration(value)
+            except ValueError:
+                raise NotADelayError(f"the delay template gave {value!r}, which is not a duration") from None
+        except RenderError as error:
+            error.file = program.chain.file
+            raise
+        except NotADelayError as error:
+            failure = RenderError((*timing.step.path, "delay", "template"), error)
+            failure.file = program.chain.file
+            raise failure from None
+        return delay.clamp(ms)
 
     def _may_visit(self, node: Node) -> bool:
         cap = node.max_visits

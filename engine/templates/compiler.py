@@ -28,17 +28,22 @@ _PLAIN = (str, int, bool, type(None))  # JSON as they are (a float may be NaN or
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
+class TemplateValueError(ValueError):
+    """A template gave a value the engine cannot use (its message says which and why)."""
+
+
 class RenderError(ValueError):
     """A template failed while rendering; carries the path of the template within its chain file."""
 
     def __init__(self, path: Path, error: BaseException) -> None:
-        text = str(error) if isinstance(error, jinja2.TemplateError) else f"{type(error).__name__}: {error}"
+        ours = isinstance(error, jinja2.TemplateError | TemplateValueError)
+        text = str(error) if ours else f"{type(error).__name__}: {error}"
         super().__init__(text)
         self.path, self.error = path, error
         self.file = ""  # set by the chain instance, which knows its chain file
 
 
-class NotJsonError(TypeError):
+class NotJsonError(TemplateValueError):
     """A template produced a value an event cannot carry (NaN, infinity, an object...)."""
 
 
