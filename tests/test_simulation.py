@@ -207,8 +207,10 @@ def test_the_event_loop_stays_responsive_while_a_run_generates(catalog):
         task.cancel()
 
     asyncio.run(main())
+    # A loop that was not handed back would wake the probe once, at the end. The median, not the maximum:
+    # a shared machine can stall any process for tens of milliseconds (bench/ measures the lag's p99).
     assert len(probe.lags) >= 10
-    assert max(probe.lags) < 0.05
+    assert sorted(probe.lags)[len(probe.lags) // 2] < 0.01
 
 
 def test_a_template_failing_at_run_time_reaches_a_library_user_located(catalog_of):

@@ -507,9 +507,10 @@ def test_an_alias_bomb_or_a_deep_nest_is_refused_without_hanging(case: str) -> N
 
 
 def test_the_chains_folder_is_valid() -> None:
-    """The chains shipped in chains/ validate cleanly."""
+    """The chains shipped in chains/ validate cleanly, and so do the scenarios of scenarios/ on them."""
     result = validate("chains", ROOT)
-    expected = f"chains: {len(chain_files(CHAINS))} chains valid\n"
+    scenarios = len(chain_files(ROOT / "scenarios"))
+    expected = f"chains: {len(chain_files(CHAINS))} chains valid; scenarios: {scenarios} scenarios valid\n"
     assert (0, "", expected) == (result.returncode, result.stdout, result.stderr)
 
 

@@ -71,6 +71,49 @@ def names(text: str) -> tuple[str, ...]:
     return parts
 
 
+def rate(text: str) -> float | str:
+    """A rate: a number of chain starts per second, or text with a unit ('600/min', '500 events/s')."""
+    from ..run.shapes import RateError, parse_rate
+
+    if _is_number(text):
+        return positive_float(text)
+    try:
+        parse_rate(text, lambda: 1.0)
+    except RateError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate, e.g. 10, 600/min, '500 events/s'") from None
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def shape(text: str) -> dict[str, object]:
+    """A traffic shape in inline YAML, checked against the scenario schema's `shape`."""
+    from ..load import schema, yaml_marks
+
+    try:
+        value = yaml_marks.load(text).data
+    except (yaml_marks.YamlError, yaml_marks.YamlErrors) as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not YAML: {error}") from None
+    problems = schema.check_value(value, "shape", "--shape")
+    if problems:
+        first = problems[0]
+        raise argparse.ArgumentTypeError(f"{text!r}: {schema_path(first.path)}: {first.message}"
+                                         + (f" ({first.hint})" if first.hint else ""))
+    return value  # type: ignore[no-any-return]
+
+
+def schema_path(path: tuple[str | int, ...]) -> str:
+    from ..errors import json_path
+
+    return json_path(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--chains", default="chains", metavar="DIR",
@@ -102,14 +145,21 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, metavar="S",
                        help="seed of every random draw; the same files, seed and start give the same bytes "
                             "(default: a random seed, printed on stderr)")
+    group.add_argument("--scenario", metavar="FILE",
+                       help="run a scenario file (scenarios/*.yaml): its changes to the chains, its run settings "
+                            "(flags given here win), scripted starts and faults")
     group.add_argument("--only", type=names, metavar="NAME[,NAME...]",
                        help="run only these chains (names or globs such as 'agent_*'), in their weights' proportions")
     group.add_argument("--start", metavar="ISO",
                        help="simulated start time, e.g. 2026-01-01T00:00:00Z (default: now)")
     arrivals = run.add_argument_group("when chains start")
-    arrivals.add_argument("--rate", type=positive_float, metavar="R",
-                          help=f"Poisson arrivals: R chain starts per second of simulated time "
-                               f"(default with --count or --duration: {DEFAULT_RATE:g})")
+    arrivals.add_argument("--rate", type=rate, metavar="R",
+                          help=f"Poisson arrivals: R chain starts per second of simulated time, or events: "
+                               f"'500 events/s' (default with --count or --duration: {DEFAULT_RATE:g})")
+    arrivals.add_argument("--shape", type=shape, metavar="SPEC",
+                          help="a traffic shape, as in a scenario's run.shape (inline YAML), e.g. "
+                               "'ramp: {from: 1, to: 50, over: 10m}', 'daily: {peak: 20, weekend: 0.3}', "
+                               "'bursts: {rate: 200, on: 5s, off: 1m}', 'stages: [{rate: 5, for: 1m}, ...]'")
     arrivals.add_argument("--interval", type=duration, metavar="TIME",
                           help=f"one chain start every TIME (default in development mode: {DEV_INTERVAL})")
     arrivals.add_argument("--initial", type=positive_int, metavar="N",

@@ -17,6 +17,9 @@ def summary(stats: Stats, options: RunOptions, seconds: float, verbose: bool = T
     if stats.end_of_time:
         line += (f"\nchainsim: the run stopped at {format_timestamp(LAST_MS)}, the last RFC 3339 time, "
                  f"with events still to come\n  hint: {hint('run', 'end of time')}")
+    if stats.faults:
+        injected = ", ".join(f"{count} {kind}" for kind, count in sorted(stats.faults.items()))
+        line += f"\nfaults injected: {injected}"
     if not verbose or not stats.events:
         return line
     lines = [line, "events by type:"]

@@ -1,21 +1,48 @@
-"""`chainsim validate`: check every file of a chains folder; print every problem, or that all is valid."""
+"""`chainsim validate`: check every file of a chains folder, and the scenarios that run on it; print every
+problem, or that all is valid."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..errors import LoadError
 from .errors import EXIT_OK
+
+SCENARIOS = "scenarios"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No flags of its own: --chains and --debug are common to every verb."""
+    parser.add_argument("--scenarios", metavar="DIR", default=None,
+                        help=f"check every scenario file of DIR against the chains too (default: ./{SCENARIOS}/ when "
+                             "it exists)")
+    parser.add_argument("--scenario", action="append", default=[], metavar="FILE",
+                        help="check this scenario file against the chains (repeatable)")
 
 
 def validate(args: argparse.Namespace) -> int:
     from ..load.catalog import load_catalog
+    from ..load.files import display, yaml_files
+    from ..scenarios.load import load_scenario
 
     catalog = load_catalog(args.chains)
+    folder = Path(args.scenarios) if args.scenarios else Path(SCENARIOS)
+    files = [Path(f) for f in args.scenario]
+    if args.scenarios or (not files and folder.is_dir()):
+        files += yaml_files(folder)
+    problems = []
+    for file in files:
+        try:
+            load_scenario(file, catalog)
+        except LoadError as error:
+            problems += error.problems
+    if problems:
+        raise LoadError(problems)
     names = len(catalog.chains)
-    print(f"{catalog.directory}: {names} chain{'s' if names != 1 else ''} valid", file=sys.stderr)
+    line = f"{catalog.directory}: {names} chain{'s' if names != 1 else ''} valid"
+    if files:
+        where = display(folder) if not args.scenario else ", ".join(display(f) for f in files)
+        line += f"; {where}: {len(files)} scenario{'s' if len(files) != 1 else ''} valid"
+    print(line, file=sys.stderr)
     return EXIT_OK

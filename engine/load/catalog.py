@@ -43,6 +43,7 @@ class Catalog:
     programs: dict[str, Program]
     data: dict[str, Any]
     documents: dict[str, yaml_marks.Document]
+    env: Any = None  # the sandbox the templates were compiled in (a scenario compiles its own there too)
 
     def mark(self, file: str, path: Path) -> yaml_marks.Mark:
         return self.documents[file].mark(path) if file in self.documents else yaml_marks.Mark(0, 0)
@@ -142,10 +143,11 @@ def load_catalog(directory: str | FsPath) -> Catalog:
         first_file.setdefault(chain.name, report.file)
         if len(problems) == before:
             chains.append(chain)
-    programs = _compile(chains, new_environment(), data if data_ok else None, documents, problems)
+    env = new_environment()
+    programs = _compile(chains, env, data if data_ok else None, documents, problems)
     if problems:
         raise LoadError(problems)
-    return Catalog(str(folder), tuple(chains), programs, data, documents)
+    return Catalog(str(folder), tuple(chains), programs, data, documents, env)
 
 
 def _compile(chains: Iterable[Chain], env: ImmutableSandboxedEnvironment, data: dict[str, Any] | None,

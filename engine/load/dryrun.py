@@ -17,19 +17,20 @@ from jinja2.utils import missing
 from ..envelope.fields import Clock
 from ..hints import did_you_mean, hint, known_or_close
 from ..load.model import Chain
-from ..run.interpreter import ChainInstance, Node, NotADelayError, Program
+from ..run.interpreter import ChainInstance, Node, NotADelayError, Program, Start
 from ..templates.compiler import RenderError
 from ..templates.fakers import Fakers, UnknownGeneratorError
 from ..templates.sandbox import UndefinedNameError
-from .report import FileReport
 
 DRY_RUNS_PER_CHAIN = 64
 SCOPE = "vars, data, faker, random, steps, chain, event, elapsed_ms, delay_ms, visit"
 VARS_SCOPE = "vars (those above this one), data, faker, random, chain"  # vars are drawn before any event
 
 
-def dry_run(program: Program, data: dict[str, Any], report: FileReport, fakers: Fakers) -> bool:
-    """Run the chain along every branch; report the first failure (False), or True when every run passed."""
+def dry_run(program: Program, data: dict[str, Any], report: Any, fakers: Fakers,
+            start: Start | None = None) -> bool:
+    """Run the chain along every branch (with `start`'s vars and forced branches, for a scripted start); report
+    the first failure (False), or True when every run passed."""
     pending: list[list[int]] = [[]]
     runs = 0
     while pending and runs < DRY_RUNS_PER_CHAIN:
@@ -49,7 +50,7 @@ def dry_run(program: Program, data: dict[str, Any], report: FileReport, fakers: 
         instance: ChainInstance | None = None
         try:
             instance = ChainInstance(program, 0, Random(f"dry-run:{runs}"), {"data": data}, _check_json, Clock(),
-                                     fakers, choose)
+                                     fakers, choose, start=start)
             time = instance.start(0)
             while time is not None:
                 time = instance.resume(time)
@@ -70,7 +71,7 @@ def _check_json(event: dict[str, Any]) -> None:
         raise RenderError(("payload",), TypeError(f"the payload is not JSON: {error}")) from error
 
 
-def explain(error: RenderError, report: FileReport, chain: Chain, data: dict[str, Any],
+def explain(error: RenderError, report: Any, chain: Chain, data: dict[str, Any],
             instance: ChainInstance | None) -> None:
     """Report a failed template as a load problem, with the table's hint for what failed."""
     cause = error.error

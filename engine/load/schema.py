@@ -19,8 +19,11 @@ from ..hints import did_you_mean, hint
 from .yaml_marks import Document
 
 SCHEMA_NAME = "chain.schema.json"
+SCHEMAS = (SCHEMA_NAME, "scenario.schema.json")  # they refer to each other by $id
 
-_DURATION_KEYS = {"min", "max", "mean", "stddev", "median"}
+_DURATION_KEYS = {"min", "max", "mean", "stddev", "median", "at", "every", "window", "over", "on", "off", "for",
+                  "interval", "duration"}
+_RATE_KEYS = {"rate", "from", "to", "base", "peak"}
 _TYPE_NAMES = {
     "object": "a mapping",
     "array": "a list",
@@ -51,7 +54,19 @@ def schema(name: str = SCHEMA_NAME) -> dict[str, Any]:
 
 @functools.cache
 def validator(name: str = SCHEMA_NAME) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema(name))
+    from referencing import Registry, Resource
+
+    registry: Registry[Any] = Registry().with_resources(
+        (schema(each)["$id"], Resource.from_contents(schema(each))) for each in SCHEMAS)
+    return jsonschema.Draft202012Validator(schema(name), registry=registry)
+
+
+def _definition(ref: str, name: str) -> dict[str, Any]:
+    """The definition a `$ref` names: `#/$defs/x` in this schema, or `<$id>#/$defs/x` in another."""
+    target, _, pointer = ref.partition("#")
+    owner = next((each for each in SCHEMAS if target and schema(each)["$id"] == target), name)
+    result: dict[str, Any] = schema(owner)["$defs"].get(pointer.split("/")[-1], {})
+    return result
 
 
 def describe(value: Any) -> str:
@@ -69,9 +84,14 @@ def describe(value: Any) -> str:
     return repr(value)
 
 
-def hint_for(keyword: str, field: str | None) -> str:
-    """The table's hint for a schema keyword about a field (else the keyword's own, else none)."""
-    return hint("schema", keyword, field or "")
+def hint_for(keyword: str, field: str | None, kind: str = "chain") -> str:
+    """The table's hint for a schema keyword about a field, in a chain or scenario file (else the keyword's own,
+    else none)."""
+    return hint("schema", keyword, field or "", kind)
+
+
+def _kind(name: str) -> str:
+    return "chain" if name == SCHEMA_NAME else "scenario"
 
 
 def _field(path: Path) -> str | None:
@@ -117,8 +137,8 @@ def _known_keys(error: jsonschema.ValidationError, name: str) -> list[str]:
     sub = error.schema if isinstance(error.schema, dict) else {}
     keys = list(sub.get("properties", {}))
     ref = sub.get("$ref", "")
-    if ref.startswith("#/$defs/"):
-        keys += list(schema(name)["$defs"][ref.split("/")[-1]].get("properties", {}))
+    if "#/$defs/" in ref:
+        keys += list(_definition(ref, name).get("properties", {}))
     return sorted(set(keys))
 
 
@@ -142,43 +162,62 @@ def _control_character(text: str) -> str:
     return f"control character U+{ord(found.group()):04X} (character {found.start() + 1})" if found else ""
 
 
-def _message(error: jsonschema.ValidationError, path: Path) -> tuple[str, str]:
+def _message(error: jsonschema.ValidationError, path: Path, kind: str) -> tuple[str, str]:
     """(message, hint) for one leaf error."""
     keyword, field, found = error.validator, _field(path), error.instance
     if keyword == "required":
         missing = error.message.split("'")[1]
-        return f"missing required key {missing!r}", hint_for("required", missing)
+        return f"missing required key {missing!r}", hint_for("required", missing, kind)
     if keyword == "type":
         expected = error.validator_value
         names = [expected] if isinstance(expected, str) else expected
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        return f"expected {wanted}, found {describe(found)}", hint_for("type", field if path else "$")
+        return f"expected {wanted}, found {describe(found)}", hint_for("type", field if path else "$", kind)
     if keyword == "pattern":
+        if field in _RATE_KEYS:
+            return f"{describe(found)} is not a rate", hint_for("pattern", "rate", kind)
         if field in _DURATION_KEYS or field == "delay" or isinstance(path[-1] if path else None, int):
-            return f"{describe(found)} is not a duration", hint_for("pattern", "duration")
+            return f"{describe(found)} is not a duration", hint_for("pattern", "duration", kind)
         if isinstance(found, str) and _control_character(found):
             return f"{_control_character(found)} in the {_FIELD_NOUNS.get(field or '', field)}", \
-                hint_for("control character", None)
+                hint_for("control character", None, kind)
         if isinstance(found, str) and ("{{" in found or "{%" in found):
             return f"the {_FIELD_NOUNS.get(field or '', field)} is not a template", \
-                hint_for("not template", None).format(field=field)
+                hint_for("not template", None, kind).format(field=field)
         if field in _PATTERN_NOUNS:
-            return f"{describe(found)} is not a valid {_PATTERN_NOUNS[field]}", hint_for("pattern", field)
-        return f"{describe(found)} does not match {error.validator_value}", hint_for("pattern", field)
+            return f"{describe(found)} is not a valid {_PATTERN_NOUNS[field]}", hint_for("pattern", field, kind)
+        return f"{describe(found)} does not match {error.validator_value}", hint_for("pattern", field, kind)
     if keyword in ("minimum", "exclusiveMinimum", "maximum"):
         relation = {"minimum": "at least", "exclusiveMinimum": "above", "maximum": "at most"}[keyword]
         about = "duration" if keyword == "maximum" and (field in _DURATION_KEYS or field == "delay"
                                                         or isinstance(path[-1] if path else None, int)) else field
-        return f"must be {relation} {error.validator_value:,}, found {found!r}", hint_for(keyword, about)
+        return f"must be {relation} {error.validator_value:,}, found {found!r}", hint_for(keyword, about, kind)
     if keyword in ("minItems", "maxItems"):
         size = "at least" if keyword == "minItems" else "at most"
-        return f"needs {size} {error.validator_value} items, found {len(found)}", hint_for(keyword, field)
+        return f"needs {size} {error.validator_value} items, found {len(found)}", hint_for(keyword, field, kind)
     if keyword == "enum":
         options = ", ".join(map(str, error.validator_value))
-        return f"{describe(found)} is not one of {options}", hint_for("enum", field)
+        return f"{describe(found)} is not one of {options}", hint_for("enum", field, kind)
     if keyword == "minLength":
-        return "must not be empty", hint_for(keyword, field)
-    return error.message, hint_for(keyword, field)
+        return "must not be empty", hint_for(keyword, field, kind)
+    return error.message, hint_for(keyword, field, kind)
+
+
+def check_value(value: Any, definition: str, file: str, name: str = "scenario.schema.json") -> list[Problem]:
+    """Every problem of a value against one definition of a schema (`shape` of the scenario schema for
+    `--shape`), placed at line 0: a value given on the command line has no lines."""
+    from referencing import Registry, Resource
+
+    registry: Registry[Any] = Registry().with_resources(
+        (schema(each)["$id"], Resource.from_contents(schema(each))) for each in SCHEMAS)
+    checker = jsonschema.Draft202012Validator({"$ref": f"{schema(name)['$id']}#/$defs/{definition}"},
+                                              registry=registry)
+    doc = Document(value, {}, {})
+    problems: list[Problem] = []
+    for top in checker.iter_errors(value):
+        for error in _leaves(top):
+            problems += _problems(error, doc, file, name)
+    return _without_explained(problems)
 
 
 def check(doc: Document, file: str, name: str = SCHEMA_NAME) -> list[Problem]:
@@ -201,8 +240,8 @@ def _problems(error: jsonschema.ValidationError, doc: Document, file: str, name:
         field = _field(path[:-1])
         noun = _PATTERN_NOUNS.get(field or "", "name")
         return [Problem(file, mark.line, mark.column, path, f"{describe(bad)} is not a valid {noun}", "",
-                        hint_for("pattern", field))]
-    message, hint_text = _message(error, path)
+                        hint_for("pattern", field, _kind(name)))]
+    message, hint_text = _message(error, path, _kind(name))
     mark = doc.mark(path)
     return [Problem(file, mark.line, mark.column, path, message, "", hint_text)]
 

@@ -30,6 +30,11 @@ def main() -> int:
 
     try:
         catalog = load_catalog(task["chains"])
+        applied = None
+        if task.get("scenario") is not None:
+            from ..scenarios.load import load_scenario
+
+            applied = load_scenario(task["scenario"], catalog)
     except LoadError as error:
         print(command_text(error), file=sys.stderr)
         return EXIT_INVALID
@@ -42,7 +47,12 @@ def main() -> int:
         options = attrs.evolve(options, wall_origin=float(line[0]), start_ms=int(line[1]))
     fd = task["claims_fd"]
     owns = claimed(FileClaims(fd)) if fd is not None else shard(*task["shard"])
-    simulation = Simulation(catalog, options, sink, owns=owns)
+    if applied is not None:
+        from ..scenarios.run import simulation as scenario_simulation
+
+        simulation = scenario_simulation(applied, options, sink, owns=owns)
+    else:
+        simulation = Simulation(catalog, options, sink, owns=owns)
     sink.scheduler = simulation.scheduler
     settle_memory()
     failure: ChainsimError | None = None

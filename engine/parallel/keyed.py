@@ -93,7 +93,7 @@ def stats_line(stats: Stats) -> str:
     """The line a worker prints on stderr so the parent can add up the counts."""
     outcomes = [[chain, outcome, count] for (chain, outcome), count in stats.by_outcome.items()]
     data = {"events": stats.events, "started": stats.started, "by_type": stats.by_type, "by_outcome": outcomes,
-            "end_of_time": stats.end_of_time}
+            "end_of_time": stats.end_of_time, "faults": stats.faults}
     return STATS_PREFIX + orjson.dumps(data).decode()
 
 
@@ -103,5 +103,6 @@ def add_stats(total: Stats, line: str) -> None:
     total.started += data["started"]
     total.by_type.update(data["by_type"])
     total.end_of_time = total.end_of_time or data["end_of_time"]
+    total.faults.update(data["faults"])
     for chain, outcome, count in data["by_outcome"]:
         total.by_outcome[(chain, outcome)] += count

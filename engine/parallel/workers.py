@@ -36,10 +36,11 @@ except ImportError:  # pragma: no cover - Windows
 PIPE_BYTES = 1024 * 1024
 
 
-def job(chains: str, options: RunOptions, shard: int, shards: int, claims_fd: int | None) -> str:
-    """A worker's job: the chains, the run's options whole, and its share of the instances."""
-    return json.dumps({"chains": chains, "options": json.loads(options.to_json()), "claims_fd": claims_fd,
-                       "shard": [shard, shards]})
+def job(chains: str, options: RunOptions, shard: int, shards: int, claims_fd: int | None,
+        scenario: str | None = None) -> str:
+    """A worker's job: the chains (and scenario), the run's options whole, and its share of the instances."""
+    return json.dumps({"chains": chains, "scenario": scenario, "options": json.loads(options.to_json()),
+                       "claims_fd": claims_fd, "shard": [shard, shards]})
 
 
 class Workers:
@@ -90,7 +91,7 @@ class Workers:
                     said.append(text)
 
 
-def spawn_workers(chains: str, options: RunOptions, count: int) -> Workers:
+def spawn_workers(chains: str, options: RunOptions, count: int, scenario: str | None = None) -> Workers:
     """Start the worker processes; each loads and validates the chain files itself."""
     claims = claims_file()
     processes = []
@@ -101,7 +102,7 @@ def spawn_workers(chains: str, options: RunOptions, count: int) -> Workers:
                                        pass_fds=() if claims is None else (claims,))
             processes.append(process)
             assert process.stdin is not None
-            process.stdin.write(job(chains, options, index, count, claims).encode() + b"\n")
+            process.stdin.write(job(chains, options, index, count, claims, scenario).encode() + b"\n")
             process.stdin.flush()
             if not options.realtime:  # on the wall clock, go() comes later on the same pipe
                 process.stdin.close()

@@ -17,7 +17,7 @@ import attrs
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..envelope.fields import Clock, new_uuid
-from ..load.delays import parse_duration
+from ..load.delays import Delay, parse_duration
 from ..load.model import Chain, Step
 from ..templates.compiler import SPENDS, Renderer, RenderError, TemplateProblem, TemplateValueError, compile_tree
 from ..templates.fakers import FakerFacade, Fakers, set_time
@@ -42,9 +42,14 @@ class Node:
     max_visits: int | None = None  # the step's, read on every visit
     capped: bool = False  # a branch of this step has max_visits: which branches are open must be looked at
     delay_render: Renderer | None = None  # a computed delay's template (then sample_delay is not used)
+    delay: Delay | None = None  # the step's own delay (a scenario may set or scale it); None: inherited
+    delay_scale: float = 1.0  # a computed delay's result is multiplied by it (a scenario's scale)
+    weight: float = 0.0  # as a branch: its weight among its siblings
 
     def __attrs_post_init__(self) -> None:
         self.max_visits = self.step.max_visits
+        self.delay = self.step.delay
+        self.weight = float(self.step.weight or 0)
 
 
 def _zero(rng: Random) -> int:
@@ -151,9 +156,9 @@ def choose_by_weight(node: Node, open_branches: Sequence[Node], rng: Random) -> 
     if len(open_branches) == len(node.branches):
         point = rng.random() * node.cumulative[-1]
         return node.branches[bisect.bisect_right(node.cumulative, point)]
-    point = rng.random() * sum(b.step.weight or 0 for b in open_branches)
+    point = rng.random() * sum(b.weight for b in open_branches)
     for branch in open_branches:
-        point -= branch.step.weight or 0
+        point -= branch.weight
         if point < 0:
             return branch
     return open_branches[-1]
@@ -286,7 +291,7 @@ class ChainInstance:
                 continue
             visits[index] = seen + 1
             step = node.step
-            timing = inherited if step.delay is None and inherited is not None else node
+            timing = inherited if node.delay is None and inherited is not None else node
             if node.branches:
                 if step.outcome:
                     self.outcome = step.outcome
@@ -316,8 +321,7 @@ class ChainInstance:
             self.faker._now = now
         if program.spends:
             program.reset_budget()
-        render = timing.delay_render
-        delay = timing.step.delay
+        render, delay = timing.delay_render, timing.delay
         assert render is not None and delay is not None
         try:
             value = render(context)
@@ -334,7 +338,7 @@ class ChainInstance:
             failure = RenderError((*timing.step.path, "delay", "template"), error)
             failure.file = program.chain.file
             raise failure from None
-        return delay.clamp(ms)
+        return delay.clamp(ms) if timing.delay_scale == 1.0 else round(delay.clamp(ms) * timing.delay_scale)
 
     def _may_visit(self, node: Node) -> bool:
         cap = node.max_visits

@@ -22,7 +22,7 @@ class RunOptions:
     seed: int
     start_ms: int
     count: int | None = None  # chain instances to start in all; None: no end
-    rate: float | None = None  # Poisson arrivals: chain starts per second of simulated time (default 10)
+    rate: float | str | None = None  # Poisson arrivals: chain starts per second (default 10), or "500 events/s"
     interval_ms: float | None = None  # fixed time between chain starts
     initial: int = 1  # chains started at once at the start; 0: the first one starts one gap later
     realtime: bool = False
@@ -31,6 +31,7 @@ class RunOptions:
     shard: tuple[int, int] = (0, 1)  # (i, n): run only instances whose number in the run is i modulo n
     wall_origin: float | None = None  # wall clock: the epoch second start_ms happens at (default: at once)
     only: tuple[str, ...] = ()  # run only the chains of these names or globs (default: all)
+    shape: dict[str, Any] | None = None  # a traffic shape (engine/run/shapes.py) instead of rate or interval
 
     def to_json(self) -> str:
         """The options whole, as JSON (what a `--workers` worker is given)."""
@@ -50,6 +51,7 @@ class Stats:
     events: int = 0
     started: int = 0
     end_of_time: bool = False  # the run stopped at 9999-12-31T23:59:59.999Z with events still to come
+    faults: collections.Counter[str] = attrs.field(factory=collections.Counter)  # injected, by kind
     by_type: collections.Counter[str] = attrs.field(factory=collections.Counter)
     by_outcome: collections.Counter[tuple[str, str]] = attrs.field(factory=collections.Counter)
 

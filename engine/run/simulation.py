@@ -11,7 +11,8 @@ beside a user's own Faker, do not touch each other.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from random import Random
 from typing import TYPE_CHECKING, Any
 
@@ -25,21 +26,42 @@ from ..templates.compiler import RenderError
 from ..templates.fakers import Fakers
 from .arrivals import Arrival, ArrivalProcess, Arrivals, ChainMix, Steady, shard
 from .clocks import WallClock, run_virtual
+from .faults import Fault, Faults
 from .interpreter import ChainInstance, Chooser, choose_by_weight
 from .options import DEFAULT_RATE, RunOptions, Stats
 from .scheduler import Scheduler
+from .shapes import Shaped, parse_rate, shape_of
 
 if TYPE_CHECKING:  # a catalog is made by engine/load, which compiles with this folder's interpreter
     from ..load.catalog import Catalog
 
 
 def default_arrivals(catalog: Catalog, options: RunOptions) -> Arrivals:
-    """The options' arrivals: `initial` chains at the start, then Poisson at `rate` or one per `interval_ms`,
-    the chain drawn from the catalog's weights."""
+    """The options' arrivals: `initial` chains at the start, then a traffic shape (`options.shape`), Poisson at
+    `rate` (default 10 per second) or one per `interval_ms`, the chain drawn from the catalog's weights."""
     mix = ChainMix((chain.name, chain.weight) for chain in catalog.chains)
-    rate = None if options.interval_ms is not None else (options.rate or DEFAULT_RATE)
-    return Steady(mix, Random(f"{options.seed}:arrivals"), options.start_ms, rate, options.interval_ms,
-                  options.initial)
+    rng = Random(f"{options.seed}:arrivals")
+    events = functools.cache(lambda: mean_events_per_chain(catalog))
+    if options.shape is not None:
+        shape, even = shape_of(options.shape, options.start_ms, events)
+        return Shaped(shape, mix, rng, options.start_ms, options.initial, even)
+    rate = None if options.interval_ms is not None else parse_rate(options.rate or DEFAULT_RATE, events)
+    return Steady(mix, rng, options.start_ms, rate, options.interval_ms, options.initial)
+
+
+def mean_events_per_chain(catalog: Catalog, chains: int = 2000) -> float:
+    """The mean events of a chain instance of the catalog's mix, from a seeded virtual run (a rate given in
+    events per second is divided by it)."""
+    from ..sinks import SinkBase
+
+    class Count(SinkBase):
+        needs_event = False
+
+        def write(self, event: dict[str, Any], line: bytes) -> None:
+            pass
+
+    stats = Simulation(catalog, RunOptions(seed=0, start_ms=0, count=chains, rate=1000.0), Count()).run()
+    return max(stats.events, 1) / chains
 
 
 class Simulation:
@@ -52,7 +74,7 @@ class Simulation:
 
     def __init__(self, catalog: Catalog, options: RunOptions, sink: Sink, *, arrivals: Arrivals | None = None,
                  choose: Chooser = choose_by_weight, owns: Callable[[int], bool] | None = None,
-                 encoding: Encoding = NATIVE) -> None:
+                 encoding: Encoding = NATIVE, faults: Sequence[Fault] = ()) -> None:
         if options.only:
             catalog = catalog.select(options.only)
         self.catalog, self.options, self.sink, self.choose = catalog, options, sink, choose
@@ -73,6 +95,11 @@ class Simulation:
         self.wall: WallClock | None = None
         if options.realtime:
             self.wall = WallClock(self.scheduler, sink, options.speed, origin=options.wall_origin)
+        self.faults: Faults | None = None
+        if faults:
+            self.faults = Faults(faults, options.seed, self.scheduler, sink.write, self._encode)
+            self.stats.faults = self.faults.counts
+            self.emit = self._emit_with_faults  # type: ignore[method-assign,assignment]
 
     @property
     def until(self) -> int:
@@ -86,7 +113,7 @@ class Simulation:
         """At the end, move simulated time on to `until`: a run of a duration lasts all of it."""
         return self.options.duration_ms is not None
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: dict[str, Any]) -> bool | None:
         try:
             line = self._encode(event)
         except JSONEncodeError as error:  # an integer beyond 64 bits: JSON as orjson writes it has none
@@ -95,6 +122,19 @@ class Simulation:
         stats.events += 1
         stats.by_type[event["event_type"]] += 1
         self._write(event, line)
+        return None
+
+    def _emit_with_faults(self, event: dict[str, Any]) -> bool:
+        """emit, through the run's faults; True when the event's chain is stuck there."""
+        try:
+            line = self._encode(event)
+        except JSONEncodeError as error:
+            raise self._not_json(event, error) from None
+        stats = self.stats
+        stats.events += 1
+        stats.by_type[event["event_type"]] += 1
+        assert self.faults is not None
+        return self.faults.deliver(event, line)
 
     def _not_json(self, event: dict[str, Any], error: Exception) -> RenderError:
         step = next(s for s in self._programs[event["chain"]].chain.walk() if s.id == event["step"])
@@ -108,12 +148,13 @@ class Simulation:
     def start(self, arrival: Arrival, number: int, rank: int, now: int) -> None:
         """Start instance `number` of the arrival's chain at `now` (`rank`: its number in the run).
 
-        An instance depends only on (seed, chain, its number) and its start time, so shard i of n can
-        skip the others' instances and the shards' events together are exactly those of one run.
+        An instance depends only on (seed, chain, its number), its start time and what a scripted arrival
+        sets for it, so shard i of n can skip the others' instances and the shards' events together are
+        exactly those of one run.
         """
         name = arrival.chain
         instance = ChainInstance(self._programs[name], number, Random(f"{self._seed}:{name}:{number}"), self.shared,
-                                 self.emit, self.clock, self.fakers, self.choose, self.finish)
+                                 self.emit, self.clock, self.fakers, self.choose, self.finish, arrival.start)
         self.stats.started += 1
         first = instance.start(now)
         if first is not None:
