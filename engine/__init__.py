@@ -28,6 +28,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .api import simulate, stream
     from .envelope import NATIVE, Encoding
     from .load.catalog import Catalog, load_catalog
     from .run.arrivals import Arrival, Arrivals
@@ -57,12 +58,15 @@ __all__ = [
     "UsageError",
     "load_catalog",
     "run_to_list",
+    "simulate",
+    "stream",
 ]
 
 _FROM = {
     "Catalog": "load.catalog", "load_catalog": "load.catalog", "Simulation": "run.simulation",
     "RunOptions": "run.options", "Stats": "run.options", "run_to_list": "run.collect", "Arrival": "run.arrivals",
     "Arrivals": "run.arrivals", "Sink": "sinks", "SinkBase": "sinks", "Encoding": "envelope", "NATIVE": "envelope",
+    "stream": "api", "simulate": "api",
 }
 
 

@@ -7,10 +7,10 @@ import math
 
 from ..load.delays import parse_duration
 from ..run.options import DEFAULT_RATE
+from ..run.settings import DEV_INITIAL, DEV_INTERVAL
 from . import listing, validate
 
 VERBS = ("run", "validate", "list")
-DEV_INITIAL, DEV_INTERVAL = 20, "5s"
 
 DESCRIPTION = """\
 Run declarative event chains (YAML) and write their events as JSON lines.

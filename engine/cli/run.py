@@ -6,7 +6,6 @@ Events go to stdout (or the chosen sinks); the summary, and a progress line on a
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,69 +15,23 @@ import attrs
 if TYPE_CHECKING:
     from ..scenarios.apply import Applied
 
-from ..envelope.fields import FIRST_MS, LAST_MS, parse_timestamp
 from ..errors import ChainsimError, RunError, SinkError, UsageError, command_text
 from ..hints import hint
-from ..load.delays import parse_duration
 from ..process import settle_memory, silence_stdout, stopping_on_signals
 from ..run.options import RunOptions, Stats
+from ..run.settings import Settings, resolve
 from .errors import EXIT_INVALID, EXIT_OK
-from .parser import DEV_INITIAL, DEV_INTERVAL
 from .progress import Progress, Reading
 
 GO_LEAD_S = 0.1  # wall clock with workers: the run begins this long after the last worker is ready
-MIN_INTERVAL_MS, MAX_RATE = 0.001, 1_000_000.0
 
 
 def run_options(args: argparse.Namespace, scenario: Applied | None = None) -> RunOptions:
-    """The run the flags ask for, over a scenario's run settings (a flag wins over the scenario's setting);
-    UsageError for settings that do not go together."""
-    base: dict[str, Any] = scenario.run if scenario is not None else {}
-    flagged = args.rate is not None or args.interval is not None or args.shape is not None
-    if flagged:  # the command line's arrivals replace the scenario's
-        base = {key: value for key, value in base.items() if key not in ("rate", "interval", "shape")}
-    rate = args.rate if args.rate is not None else base.get("rate")
-    interval = args.interval if args.interval is not None else _duration(base.get("interval"))
-    shape = args.shape if args.shape is not None else base.get("shape")
-    if sum(value is not None for value in (rate, interval, shape)) > 1:
-        raise UsageError("give --rate (Poisson arrivals), --interval (fixed gap) or --shape, not more than one")
-    # Above a million chain starts per second, arrivals would stop moving simulated time forward.
-    if interval is not None and interval < MIN_INTERVAL_MS:
-        raise UsageError(f"--interval must be at least {MIN_INTERVAL_MS * 1000:g} µs (a million chains per second)")
-    if isinstance(rate, int | float) and rate > MAX_RATE:
-        raise UsageError(f"--rate must be at most {MAX_RATE:,.0f} chain starts per second")
-    count = args.count if args.count is not None else base.get("count")
-    duration = args.duration if args.duration is not None else _duration(base.get("duration"))
-    script_only = scenario is not None and bool(scenario.starts) and rate is None and interval is None and \
-        shape is None
-    finite = count is not None or duration is not None or script_only or (shape is not None and "stages" in shape)
-    seed = args.seed if args.seed is not None else base.get("seed")
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**32)
-    realtime = args.realtime or not finite
-    start = args.start if args.start is not None else base.get("start")
-    if start is None:
-        start_ms = int(time.time() * 1000)
-    else:
-        try:
-            start_ms = parse_timestamp(str(start))
-        except (ValueError, OverflowError):
-            raise UsageError(f"--start {start!r} is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
-        if not FIRST_MS <= start_ms <= LAST_MS:
-            raise UsageError(f"--start {start!r} is outside the years 1000 to 9999 (RFC 3339 timestamps)")
-    if rate is None and interval is None and shape is None and not script_only and not finite:
-        interval = parse_duration(DEV_INTERVAL)
-    initial = args.initial if args.initial is not None else base.get("initial", 1 if finite else DEV_INITIAL)
-    if args.speed is not None and not realtime:
-        raise UsageError("--speed paces the wall clock: add --realtime (a --count run is in virtual time)")
-    return RunOptions(seed=seed, start_ms=start_ms, count=count, rate=rate, interval_ms=interval,
-                      initial=initial, realtime=realtime, speed=args.speed or 1.0,
-                      duration_ms=None if duration is None else round(duration), shard=args.shard or (0, 1),
-                      only=args.only or (), shape=shape)
-
-
-def _duration(value: Any) -> float | None:
-    return None if value is None else parse_duration(value)
+    """The run the flags ask for, over a scenario's run settings (a flag wins over the scenario's setting)."""
+    given = Settings(seed=args.seed, start=args.start, count=args.count, duration_ms=args.duration, rate=args.rate,
+                     interval_ms=args.interval, shape=args.shape, initial=args.initial, realtime=args.realtime,
+                     speed=args.speed, shard=args.shard, only=args.only or ())
+    return resolve(given, scenario.run if scenario is not None else None, bool(scenario and scenario.starts))
 
 
 def open_sinks(args: argparse.Namespace) -> Any:
