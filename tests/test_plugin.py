@@ -11,49 +11,38 @@ from .conftest import CHAINS, ROOT
 
 pytest_plugins = ["pytester"]
 
-USERS_TESTS = '''
-"""A consumer's tests, written against the chains of its repository."""
-
-from engine.testing import (assert_causation_chains, assert_every_chain_finished, assert_followed_by,
-                            assert_outcome_mix)
-
-
-def test_every_chain_finishes_and_links_its_causes(chainsim):
-    """500 chains of the catalog: all finish, and each event names the one before it."""
-    events = chainsim.run(count=500)
-    assert_every_chain_finished(events)
-    assert_causation_chains(events)
+def users_tests() -> str:
+    """The test file of a user's project that README.md shows (the first Python block under the plugin's
+    heading): the README's example is what runs here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The pytest plugin"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_agent_executions_end_as_declared(chainsim):
-    """The outcome mix of agent_execution is 90% completed, 10% failed, within sampling error."""
-    events = chainsim.run(count=2000, only=["agent_execution"])
-    assert_outcome_mix(events, "agent_execution", {"completed": 90, "failed": 10})
+CONSUMER = '''
+"""The user's code under test: a consumer that alerts on failed executions and counts each event once."""
 
 
-def test_a_started_execution_is_answered_within_two_seconds(chainsim):
-    """Every execution.started is followed by a completed or failed event within 2 s."""
-    events = chainsim.run(count=300)
-    assert_followed_by(events, "omninode.agent.execution.started.v1", "omninode.agent.execution.[cf]*", 2000)
+class Consumer:
+    def __init__(self):
+        self.alerts, self.seen = [], set()
 
+    def handle(self, event):
+        if event["event_id"] in self.seen:
+            return
+        self.seen.add(event["event_id"])
+        if event["event_type"] == "omninode.agent.execution.failed.v1":
+            self.alerts.append(event)
 
-def test_the_failure_storm_scenario_fails_every_execution(chainsim):
-    """With the scenario, every agent execution fails."""
-    events = chainsim.run("scenarios/failure_storm.yaml", count=200)
-    outcomes = {run.outcome for run in events.instances("agent_execution")}
-    assert {"failed"} == outcomes
+    @property
+    def events_seen(self):
+        return len(self.seen)
+'''
 
-
-def test_overrides_given_in_python(chainsim):
-    """Overrides as Python values: a tenant for one chain."""
-    events = chainsim.run(overrides={"only": ["vault_secret"], "envelope": {"tenant_id": "acme"}}, count=20)
-    assert {"acme"} == {e["tenant_id"] for e in events}
-
-
+STREAMING = '''
 def test_a_long_run_streams(chainsim):
     """stream() hands events on one by one."""
-    count = sum(1 for _ in chainsim.stream(duration="10m"))
-    assert count > 10_000
+    assert sum(1 for _ in chainsim.stream(duration="10m")) > 10_000
 '''
 
 
@@ -62,14 +51,14 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A user's project: their chains and scenarios folders and a test file of theirs."""
     shutil.copytree(CHAINS, pytester.path / "chains")
     shutil.copytree(ROOT / "scenarios", pytester.path / "scenarios")
-    pytester.makepyfile(test_consumer=USERS_TESTS)
+    pytester.makepyfile(test_consumer=users_tests(), consumer=CONSUMER, test_streaming=STREAMING)
     return pytester
 
 
 def test_a_users_test_file_runs_with_the_fixtures_and_helpers(project: pytest.Pytester) -> None:
     """Every test of the user's file passes, and the header says which chains and seed."""
     result = project.runpytest("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=6)  # the README's five tests and one that streams
     assert any(line.startswith("chainsim: chains ") and line.endswith("seed 1 (--chainsim-seed to change it)")
                for line in project.runpytest("--co", "-p", "no:cacheprovider").outlines)
 
