@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import features  # noqa: E402
 import looplag  # noqa: E402
 import memory  # noqa: E402
 import scaling  # noqa: E402
@@ -49,6 +50,7 @@ def main() -> int:
                     "instructions": virtual.instructions(*((5, 10) if smoke else (200, 1000)))},
         "wallclock": wallclock.measure(smoke),
         "looplag": looplag.measure(smoke),
+        "features": features.measure(count=300 if smoke else 20_000, rounds=1 if smoke else 3),
         "scaling": scaling.measure(count=300 if smoke else 100_000, rounds=1 if smoke else 5),
         "startup": startup.measure(rounds=1 if smoke else 5),
         "memory": memory.measure(args.memory_events or (20_000 if smoke else 1_000_000)),
@@ -56,7 +58,7 @@ def main() -> int:
     }
     results["seconds"] = time.perf_counter() - began
     table = [("figure", "engine", "baseline (same run)", "ratio / note"), ("---", "---", "---", "---")]
-    for module in (virtual, wallclock, looplag, scaling, startup, memory, sinks):
+    for module in (virtual, wallclock, looplag, features, scaling, startup, memory, sinks):
         table += module.rows(results[module.__name__])
     m = results["machine"]
     print(f"chainsim bench ({results['mode']}, {results['seconds']:.0f} s): {m['nproc']} cores, {m['cpu']}, "
