@@ -11,12 +11,17 @@ from .conftest import CHAINS, ROOT
 
 pytest_plugins = ["pytester"]
 
-def users_tests() -> str:
-    """The test file of a user's project that README.md shows (the first Python block under the plugin's
-    heading): the README's example is what runs here."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### The pytest plugin"):]
+def users_tests(document: str = "README.md", heading: str = "### The pytest plugin") -> str:
+    """The test file of a user's project that a document shows (the first Python block under the heading):
+    the documents' example is what runs here."""
+    text = (ROOT / document).read_text(encoding="utf-8")
+    section = text[text.index(heading):]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_and_contributing_show_the_same_test_file() -> None:
+    """CONTRIBUTING.md shows the file README.md shows, so the one that runs here is the one both teach."""
+    assert users_tests() == users_tests("CONTRIBUTING.md", "## Testing a consumer with chainsim")
 
 
 CONSUMER = '''
