@@ -244,3 +244,11 @@ def test_a_bad_scenario_gets_every_problem_at_its_place_with_a_hint(case: str, e
     """validate --scenario: the whole of stderr, exit 2, no traceback."""
     result = cli("validate", "--chains", "chains", "--scenario", f"tests/data/invalid_scenarios/{case}.yaml")
     assert (2, "", expected) == (result.returncode, result.stdout, result.stderr)
+
+
+def test_a_scripted_chain_outside_only_still_runs_its_scripted_starts(catalog):
+    """only: [vault_secret] with a scripted agent_execution: the script starts it, the mix never picks it."""
+    events = events_of(catalog, {"name": "mixed", "only": ["vault_secret"], "run": {"rate": 5},
+                                 "script": [{"at": "1s", "chain": "agent_execution"}]}, duration_ms=20_000, rate=5.0)
+    firsts = collections.Counter(e["chain"] for e in events if e["causation_id"] is None)
+    assert 1 == firsts["agent_execution"] and firsts["vault_secret"] > 50

@@ -90,10 +90,17 @@ def apply(scenario: Scenario, catalog: Catalog, problems: list[TemplateProblem])
         programs[chain.name] = _changed(programs[chain.name], change, env, problems)
     derived = attrs.evolve(catalog, chains=tuple(chains), programs=programs, data={**catalog.data, **scenario.data})
     if scenario.only:
-        derived = derived.select(scenario.only)
+        scripted = {item.chain for item in scenario.script}
+        selected = derived.select(scenario.only)
+        kept = {chain.name for chain in selected.chains}
+        # A scripted chain outside `only` still runs its scripted starts: in the catalog, out of the mix.
+        extra = tuple(attrs.evolve(chain, weight=0.0) for chain in derived.chains
+                      if chain.name in scripted and chain.name not in kept)
+        derived = attrs.evolve(selected, chains=selected.chains + extra,
+                               programs={**selected.programs, **{c.name: programs[c.name] for c in extra}})
     starts = []
     for item in scenario.script:
-        program = derived.programs.get(item.chain) or programs[item.chain]
+        program = derived.programs[item.chain]
         uses: set[str] = set()
         rendered = {name: compile_tree(env, value, path, problems, uses) for name, (value, path) in item.vars.items()}
         if not uses <= program.uses:  # a scripted var reads what the chain's own templates do not
