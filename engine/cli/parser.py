@@ -20,7 +20,8 @@ Run declarative event chains (YAML) and write their events as JSON lines.
   chainsim --chains chains/ --count 1000 --seed 7 --start 2026-01-01T00:00:00Z
                                                 exactly 1000 chains in virtual time, then exit
   chainsim validate --chains chains/            check every file, list every problem (exit 2)
-  chainsim list --chains chains/                each chain with its share, steps and event types
+  chainsim list --chains chains/                each chain with its share, steps, event types and what
+                                                an instance is expected to emit, and for how long
 """
 
 
@@ -87,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", parents=[common], help="check every chain file; exit 2 listing every problem",
         description="Check every chain file; exit 0 when valid, 2 with every problem listed."))
     listing.add_arguments(verbs.add_parser(
-        "list", parents=[common], help="each chain with its share, steps and event types",
-        description="List each chain with its share in percent, its steps and event types."))
+        "list", parents=[common], help="each chain with its share, steps, event types and expected figures",
+        description="List each chain with its share in percent, its steps and event types, and what one instance "
+                    "is expected to do: events, mean and p95 of its duration."))
     return parser
 
 
