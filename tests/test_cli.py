@@ -180,18 +180,20 @@ def test_validate_and_list_describe_the_catalog():
     validate = cli("validate", "--chains", str(CHAINS))
     assert (0, b"") == (validate.returncode, validate.stdout)
     assert f"""\
-{CHAINS}: 7 chains valid
-  agent_execution     4.0 events, 1.20 s mean, 1.65 s p95
-  code_generation     2.0 events, 350 ms mean, 485 ms p95
-  consul_service      2.0 events, 50 ms mean, 50 ms p95
-  database_query      2.0 events, 35 ms mean, 58 ms p95
-  intelligence_query  2.0 events, 200 ms mean, 290 ms p95
-  metadata_stamping   2.0 events, 100 ms mean, 145 ms p95
-  vault_secret        2.0 events, 35 ms mean, 49 ms p95
+{CHAINS}: 9 chains valid
+  agent_execution        4.0 events, 1.20 s mean, 1.65 s p95
+  code_generation        2.0 events, 350 ms mean, 485 ms p95
+  compliance_validation  3.2 events, 1.58 s mean, 5.78 s p95
+  consul_service         2.0 events, 50 ms mean, 50 ms p95
+  database_query         2.0 events, 35 ms mean, 58 ms p95
+  intelligence_query     2.0 events, 200 ms mean, 290 ms p95
+  metadata_stamping      2.0 events, 100 ms mean, 145 ms p95
+  pattern_discovery      6.2 events, 3.46 s mean, 8.37 s p95
+  vault_secret           2.0 events, 35 ms mean, 49 ms p95
 """ == validate.stderr.decode()
     listing = cli("list", "--chains", str(CHAINS)).stdout.decode()
-    assert "agent_execution  20.0%  4.0 events, 1.20 s mean, 1.65 s p95  (chains/agent_execution.yaml)" in listing
-    assert "intelligence_query  30.0%  2.0 events, 200 ms mean, 290 ms p95" in listing
+    assert "agent_execution  18.2%  4.0 events, 1.20 s mean, 1.65 s p95  (chains/agent_execution.yaml)" in listing
+    assert "pattern_discovery  5.5%  6.2 events, 3.46 s mean, 8.37 s p95" in listing
     assert "execution_failed (10%)" in listing
     assert "omninode.vault.secret.read.completed.v1" in listing
 
