@@ -216,6 +216,13 @@ def test_graphviz_draws_every_diagram(catalog_of):
         assert result.stdout.startswith(b"<?xml")
 
 
+def test_the_readmes_diagram_is_what_graph_prints():
+    """README.md shows compliance_validation's diagram as `graph --chain compliance_validation` prints it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (shown,) = re.findall(r"```mermaid\n(.*?)```", readme, re.DOTALL)
+    assert render(catalog_diagrams(CATALOG.select(["compliance_validation"]))) == shown
+
+
 def test_the_graph_verb_prints_one_chain_or_several_in_either_format(chain_dir):
     """`graph --chain NAME` prints that chain's diagram; --only several; --format dot Graphviz's."""
     folder = chain_dir({"build.yaml": BUILD})
