@@ -12,8 +12,9 @@ import pytest
 from engine import load_catalog
 from engine.envelope.fields import parse_timestamp
 from engine.load import expect
+from engine.load.delay_laws import delay_cdf, delay_mean
 from engine.load.delays import Delay
-from engine.load.expect import Expectation, delay_cdf, delay_mean, duration_text, expect_catalog, expect_chain, summary
+from engine.load.expect import Expectation, duration_text, expect_catalog, expect_chain, summary
 from engine.load.overrides import Overrides
 
 from .conftest import CHAINS, run

@@ -6,16 +6,17 @@ An instance's flow is an absorbing Markov chain. A state is where the flow stand
 the delay a branch inherits when a draw brought it there) with how often each node that has `max_visits` was
 visited. Every jump back carries `max_visits`, so no state comes twice: the states form a finite acyclic graph,
 and the expectations are sums over it, each state's computed once from the states after it. Delays enter by
-their exact means (`delay_mean`: the bounded samplers' redraws and clamp included), weights as the interpreter
-normalises them (a branch that reached its `max_visits` leaves the draw).
+their exact means (`delay_mean` in delay_laws.py: the bounded samplers' redraws and clamp included), weights
+as the interpreter normalises them (a branch that reached its `max_visits` leaves the draw).
 
 The p95 has no closed form in general. The duration is a mixture over the instance's paths, grouped by their
 fixed time and the random delays they add up, each group with its exact probability. A group is exact in its
-widest random delay (`delay_cdf`); its other random delays, if any, are drawn by the real samplers (seeded,
-`OFFSETS` draws shared by probability), and its chance to have ended by t is the mean, over those draws, of the
-widest delay's exact chance to fit in what is left (conditional Monte Carlo: a p95 exact for paths with at
-most one random delay, and within a fraction of a percent for the catalog's chains). A chain with too many
-states or groups is estimated as a whole from `WALKS` seeded walks of its program; its figures say so.
+widest random delay (`delay_cdf`). The sum of its other random delays is enumerated when it takes at most
+`OFFSETS` values, else drawn by the real samplers (seeded, about `OFFSETS` draws shared by probability); the
+group's chance to have ended by t is the mean, over those sums, of the widest delay's exact chance to fit in
+what is left (conditional Monte Carlo). So the p95 is exact where the others take few values, and within a
+fraction of a percent for the catalog's chains. A chain with too many states or groups is estimated as a whole
+from `WALKS` seeded walks of its program; its figures say so.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
-from .delays import _REDRAWS as REDRAWS  # how often a bounded sampler draws before it clamps
+from .delay_laws import delay_cdf, delay_mean, fixed_value, pmf
 from .delays import Delay
 from .overrides import AS_WRITTEN, Overrides
 
@@ -44,9 +45,6 @@ MAX_STATES = 20_000  # states of one chain's flow computed exactly; beyond, walk
 MAX_GROUPS = 256  # groups of paths (fixed time, random delays) one state may lead to; beyond, the p95 from walks
 MAX_WALK_STEPS = 200_000  # steps of all walks of one chain; the walks that end within them are used
 P95 = 0.95
-_TAIL = 8.0  # standard deviations (of the log for lognormal) beyond which a law's mass is below 1e-15
-_EXACT_SPAN = 256  # integers a delay's mass lies on, at most, for its mean to be summed draw by draw
-_EXACT_EDGE = 64  # otherwise the lowest integers are summed draw by draw, where a density may be steep
 
 State = tuple[int | None, int | None, tuple[int, ...]]  # node index (None: ended), inherited delay's node, visits
 Group = tuple[int, tuple[int, ...]]  # fixed milliseconds, the nodes whose random delays are added
@@ -113,7 +111,7 @@ class _Flow:
         self.delays = [overrides.delay(node) for node in nodes]
         self.samplers = [overrides.sampler(node) for node in nodes]
         self.means = [delay_mean(delay) for delay in self.delays]
-        self.fixed = [_constant(delay) for delay in self.delays]
+        self.fixed = [fixed_value(delay) for delay in self.delays]
         self.widths = [delay.bounds[1] - delay.bounds[0] if delay is not None else 0 for delay in self.delays]
         self.root: State = (0, None, (0,) * len(self.capped))
         self.known: dict[State, list[Transition]] = {}
@@ -231,7 +229,7 @@ class _Flow:
             if math.prod(self.widths[i] + 1 for i in others) <= OFFSETS:
                 offsets = {fixed: 1.0}
                 for i in others:
-                    offsets = _convolve(offsets, _pmf(self.delays[i]))
+                    offsets = _convolve(offsets, pmf(self.delays[i]))
             else:
                 count = max(OFFSETS_MIN, math.ceil(OFFSETS * probability))
                 columns = [[self.samplers[i](rng) for _ in range(count)] for i in others]
@@ -288,7 +286,7 @@ class _Flow:
                            _quantile(sorted(w[1] for w in walks)), _outcomes(labels), exact=False)
 
 
-class _Value(NamedTuple):
+class _Value(NamedTuple):  # NamedTuples, not attrs classes: defining one of those costs validate ~0.5 ms
     """What is expected from a state on: events, time, outcome labels, groups of paths (None: too many)."""
 
     events: float
@@ -346,13 +344,6 @@ class _Part(NamedTuple):
                                       for j in range(done, begun))
 
 
-def _pmf(delay: Delay | None) -> dict[int, float]:
-    """Each value a delay's sampler returns, with its probability (for delays of few values)."""
-    low, high = delay.bounds if delay is not None else (0, 0)
-    cdf = delay_cdf(delay)
-    return {k: cdf(k) - cdf(k - 1) for k in range(low, high + 1)}
-
-
 def _convolve(first: dict[int, float], second: dict[int, float]) -> dict[int, float]:
     """The law of the sum of two independent whole numbers."""
     total: dict[int, float] = {}
@@ -388,122 +379,3 @@ def _mixture_quantile(parts: list[_Part], level: float = P95) -> int:
 
 def _quantile(ordered: list[int], level: float = P95) -> float:
     return float(ordered[max(0, math.ceil(level * len(ordered) - 1e-9) - 1)])
-
-
-# ---- one delay: the law of what its sampler returns (engine/load/delays.py: Delay.sampler)
-
-
-def delay_mean(delay: Delay | None) -> float:
-    """The mean of what the delay's sampler returns, in milliseconds: whole-millisecond draws, at most REDRAWS of
-    them outside [min, max] before the last is clamped to the nearer bound."""
-    if delay is None:
-        return 0.0
-    constant = _constant(delay)
-    if constant is not None:
-        return float(constant)
-    low, high = delay.bounds
-    if delay.distribution == "uniform":
-        return (low + high) / 2
-    law = _Law.of(delay)
-    below, above, inside = law.split(low, high)
-    kept, clamped = _kept(inside)
-    return (kept / inside * law.rounded_partial(low, high) if inside > 0 else 0.0) + clamped * (
-        low * below + high * above)
-
-
-def delay_cdf(delay: Delay | None) -> Callable[[int], float]:
-    """The distribution function of what the delay's sampler returns: t -> P(draw <= t milliseconds)."""
-    low, high = delay.bounds if delay is not None else (0, 0)
-    constant = _constant(delay)
-    if constant is not None:
-        return lambda t: 1.0 if t >= constant else 0.0
-    assert delay is not None
-    if delay.distribution == "uniform":
-        return lambda t: 0.0 if t < low else 1.0 if t >= high else (t - low + 1) / (high - low + 1)
-    law = _Law.of(delay)
-    below, _, inside = law.split(low, high)
-    kept, clamped = _kept(inside)
-    scale, cdf, start = kept / inside if inside > 0 else 0.0, law.cdf, law.cdf(low - 0.5)
-    return lambda t: 0.0 if t < low else 1.0 if t >= high else (
-        scale * max(0.0, cdf(t + 0.5) - start) + clamped * below)
-
-
-def _constant(delay: Delay | None) -> int | None:
-    """The one value a delay's sampler returns, if it returns one only."""
-    if delay is None:
-        return 0
-    low, high = delay.bounds
-    if delay.distribution == "fixed" or low == high:
-        return low
-    if delay.distribution == "normal" and delay.spread == 0:
-        return min(max(round(delay.mean), low), high)  # every draw is the mean, rounded; clamped if outside
-    return None
-
-
-def _kept(inside: float) -> tuple[float, float]:
-    """(chance a draw within bounds is kept before the clamp, chance of REDRAWS - 1 misses before the last)."""
-    if inside >= 1.0:
-        return 1.0, 0.0
-    miss = math.log1p(-inside)
-    return -math.expm1(REDRAWS * miss), math.exp((REDRAWS - 1) * miss)
-
-
-class _Law(NamedTuple):
-    """A continuous law X: the sampler draws round(X)."""
-
-    cdf: Callable[[float], float]  # P(X <= x)
-    survival: Callable[[float], float]  # P(X > x), precise in the upper tail
-    partial: Callable[[float], float]  # E[X; X <= x]
-    window: tuple[float, float]  # X lies outside with probability below 1e-15
-
-    @classmethod
-    def of(cls, delay: Delay) -> _Law:  # internal classes are NamedTuples: attrs would cost validate ~0.5 ms each
-        if delay.distribution == "normal":
-            mu, sigma = delay.mean, delay.spread
-            return cls(lambda x: _phi_cdf((x - mu) / sigma), lambda x: _phi_cdf((mu - x) / sigma),
-                       lambda x: mu * _phi_cdf((x - mu) / sigma) - sigma * _phi((x - mu) / sigma),
-                       (mu - _TAIL * sigma, mu + _TAIL * sigma))
-        if delay.distribution == "lognormal":
-            m, s = math.log(delay.mean), delay.spread
-            scale = math.exp(m + s * s / 2)
-            z = lambda x: (math.log(x) - m) / s if x > 0 else -math.inf  # noqa: E731
-            return cls(lambda x: _phi_cdf(z(x)), lambda x: _phi_cdf(-z(x)),
-                       lambda x: scale * _phi_cdf(z(x) - s),
-                       (math.exp(m - _TAIL * s), math.exp(min(m + _TAIL * s, 700.0))))
-        mean = delay.mean  # exponential
-        return cls(lambda x: -math.expm1(-x / mean) if x > 0 else 0.0,
-                   lambda x: math.exp(-x / mean) if x > 0 else 1.0,
-                   lambda x: mean - (x + mean) * math.exp(-x / mean) if x > 0 else 0.0,
-                   (0.0, 36.0 * mean))
-
-    def between(self, a: float, b: float) -> float:
-        """P(a < X <= b), from whichever tail keeps its precision."""
-        if self.cdf(b) < 0.5:
-            return max(0.0, self.cdf(b) - self.cdf(a))
-        return max(0.0, self.survival(a) - self.survival(b))
-
-    def split(self, low: int, high: int) -> tuple[float, float, float]:
-        """P(a draw is below low), P(above high), P(within): round(X) against [low, high]."""
-        return self.cdf(low - 0.5), self.survival(high + 0.5), self.between(low - 0.5, high + 0.5)
-
-    def rounded_partial(self, low: int, high: int) -> float:
-        """E[round(X); low <= round(X) <= high]: summed draw by draw where the mass lies on few integers or a
-        density may be steep (its lowest integers), by the integral of X elsewhere (rounding's error there is
-        far below 0.01 ms)."""
-        start = max(low, math.floor(self.window[0]))
-        stop = min(high, math.ceil(self.window[1]))
-        if start > stop:
-            return self.partial(high + 0.5) - self.partial(low - 0.5)
-        if stop - start <= _EXACT_SPAN:
-            return sum(k * self.between(k - 0.5, k + 0.5) for k in range(start, stop + 1))
-        edge = start + _EXACT_EDGE
-        summed = sum(k * self.between(k - 0.5, k + 0.5) for k in range(start, edge))
-        return summed + self.partial(high + 0.5) - self.partial(edge - 0.5)
-
-
-def _phi_cdf(z: float) -> float:
-    return 0.5 * math.erfc(-z / math.sqrt(2.0))
-
-
-def _phi(z: float) -> float:
-    return math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
