@@ -15,6 +15,11 @@ BENCH = ROOT / "bench"
 PYTHON = sys.executable
 START = "2026-01-01T00:00:00Z"
 START_MS = 1767225600000
+# The seven chains of the seed, which handwritten.py reproduces byte for byte. chains/ holds more since: the
+# engine's side of every comparison runs these seven (Catalog.select, or --only on the command line).
+SEVEN = ("agent_execution", "code_generation", "consul_service", "database_query", "intelligence_query",
+         "metadata_stamping", "vault_secret")
+ONLY_SEVEN = ("--only", ",".join(SEVEN))
 
 
 def median(values: Sequence[float]) -> float:

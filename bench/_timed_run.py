@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, START_MS  # noqa: E402
+from _common import ROOT, SEVEN, START_MS  # noqa: E402
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
         import engine as chainsim
         from engine.process import settle_memory
 
-        catalog = chainsim.load_catalog(ROOT / "chains")
+        catalog = chainsim.load_catalog(ROOT / "chains").select(SEVEN)
         sink = FileSink(output)
         simulation = chainsim.Simulation(catalog, chainsim.RunOptions(seed=1, start_ms=START_MS, count=count), sink)
         settle_memory()  # what the CLI does before a run: gc.freeze() and a higher collection threshold

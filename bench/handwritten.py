@@ -1,11 +1,11 @@
-"""The baseline: the seven chains of chains/ written by hand in plain Python, as a user would without the engine.
+"""The baseline: the seven seed chains of chains/ written by hand in plain Python, as a user would without the engine.
 
 It does the same work per event as the engine: the same envelope fields in the same order, the same
 Faker and random calls (a `random.Random` per chain instance, seeded like the engine's, driving a shared
 seeded Faker generator), the same orjson encoding, Poisson arrivals with a weighted chain choice, and
 concurrent chains interleaved on one heapq. Its output is byte-identical to
-`python -m engine --chains chains/ --count N --seed S --start T` (bench/virtual.py checks it), so the
-engine/hand-written ratio compares equal work.
+`python -m engine --chains chains/ --only <the seven> --count N --seed S --start T` (bench/virtual.py checks it;
+the seven are SEVEN in bench/_common.py: chains/ holds more), so the engine/hand-written ratio compares equal work.
 
     python bench/handwritten.py --count 1000 --seed 1 --start-ms 1767225600000 --output out.jsonl
 """

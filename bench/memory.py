@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import START, engine_command, peak_rss_kib
+from _common import ONLY_SEVEN, START, engine_command, peak_rss_kib
 
 EVENTS_PER_CHAIN = 2.4  # the seven chains' weighted mean: agent_execution (weight 20) has 4 events, the rest 2
 
 
 def _run(events: int) -> int:
     chains = max(1, round(events / EVENTS_PER_CHAIN))
-    return peak_rss_kib(engine_command("--chains", "chains/", "--count", str(chains), "--seed", "1",
+    return peak_rss_kib(engine_command("--chains", "chains/", *ONLY_SEVEN, "--count", str(chains), "--seed", "1",
                                        "--start", START, "--output", "/dev/null", "-q"))
 
 

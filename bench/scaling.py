@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import PYTHON, START, engine_command, median, run_child
+from _common import ONLY_SEVEN, PYTHON, START, engine_command, median, run_child
 
 TARGET = 1.7
 SPIN = "x = 0\nfor i in range(N): x += i"
@@ -43,8 +43,8 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
         for _ in range(rounds):
             ceilings.append(ceiling(3_000_000 if count < 10_000 else 20_000_000))
             for n, output in outputs.items():
-                command = engine_command("--chains", "chains/", "--count", str(count), "--seed", "1", "--start",
-                                         START, "--workers", str(n), "--output", str(output), "-q")
+                command = engine_command("--chains", "chains/", *ONLY_SEVEN, "--count", str(count), "--seed", "1",
+                                         "--start", START, "--workers", str(n), "--output", str(output), "-q")
                 walls[n].append(run_child(command).wall_s)
         identical = filecmp.cmp(outputs[1], outputs[2], shallow=False)
     one, two = median(walls[1]), median(walls[2])

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import ROOT, START_MS
+from _common import ROOT, SEVEN, START_MS
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests/services.py: the Tansu and PostgreSQL helpers the tests use
@@ -34,7 +34,8 @@ def _events(count: int) -> tuple[list[dict[str, Any]], list[bytes]]:
     from engine.envelope import NATIVE
     encode = NATIVE.encode
 
-    events = run_to_list(load_catalog(ROOT / "chains"), RunOptions(seed=1, start_ms=START_MS, count=count))
+    catalog = load_catalog(ROOT / "chains").select(SEVEN)
+    events = run_to_list(catalog, RunOptions(seed=1, start_ms=START_MS, count=count))
     return events, [encode(event) for event in events]
 
 

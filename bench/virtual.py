@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH, PYTHON, ROOT, START, START_MS, engine_command, median, run_child
+from _common import BENCH, ONLY_SEVEN, PYTHON, ROOT, START, START_MS, engine_command, median, run_child
 
 from engine.sinks import SinkBase  # noqa: E402
 
@@ -86,8 +86,8 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
             engine_runs.append(_timed("engine", count, ours))
             hand_runs.append(_timed("hand", count, theirs))
         identical = filecmp.cmp(ours, theirs, shallow=False)
-        cli = engine_command("--chains", "chains/", "--count", str(count), "--seed", "1", "--start", START,
-                             "--output", str(ours), "-q")
+        cli = engine_command("--chains", "chains/", *ONLY_SEVEN, "--count", str(count), "--seed", "1",
+                             "--start", START, "--output", str(ours), "-q")
         hand = [PYTHON, str(BENCH / "handwritten.py"), "--count", str(count), "--seed", "1",
                 "--start-ms", str(START_MS), "--output", str(theirs)]
         cli_runs, hand_cli_runs = [], []

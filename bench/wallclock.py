@@ -12,7 +12,7 @@ import json
 import subprocess
 from typing import Any
 
-from _common import BENCH, PYTHON, ROOT, START, START_MS, engine_command, run_child
+from _common import BENCH, PYTHON, ROOT, SEVEN, START, START_MS, engine_command, run_child
 
 import engine as chainsim
 
@@ -21,18 +21,22 @@ RATES = (1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000)
 WORKER_RATES = (20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 90_000, 100_000)
 
 
-def events_per_chain(folder: str) -> float:
+def events_per_chain(folder: str, only: tuple[str, ...] = ()) -> float:
     catalog = chainsim.load_catalog(ROOT / folder)
+    catalog = catalog.select(only) if only else catalog
     events = chainsim.run_to_list(catalog, chainsim.RunOptions(seed=1, start_ms=START_MS, count=2000, rate=10.0))
     return len(events) / 2000
 
 
-def run(folder: str, per_chain: float, events_per_s: float, seconds: float, workers: int = 1) -> dict[str, Any]:
-    """One paced run of about `seconds` at `events_per_s` (with `workers` processes); the reader's figures."""
+def run(folder: str, per_chain: float, events_per_s: float, seconds: float, workers: int = 1,
+        only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One paced run of about `seconds` at `events_per_s` (with `workers` processes, of the chains `only` names,
+    all by default); the reader's figures."""
     starts = events_per_s / per_chain
     speed = 1.0
     count = max(1, round(events_per_s * seconds / per_chain))
-    command = engine_command("--chains", folder, "--realtime", "--initial", "1", "--count", str(count),
+    command = engine_command("--chains", folder, *(("--only", ",".join(only)) if only else ()), "--realtime",
+                             "--initial", "1", "--count", str(count),
                              "--rate", f"{starts:g}", "--seed", "1", "--workers", str(workers), "-q")
     warmup = min(0.5, seconds / 4)
     producer = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -78,15 +82,15 @@ def capacity(folder: str, per_chain: float, chains: int) -> float:
 def measure(smoke: bool) -> dict[str, Any]:
     seconds = 0.4 if smoke else 3.0
     light, seven = "bench/chains", "chains"
-    light_per_chain, seven_per_chain = events_per_chain(light), events_per_chain(seven)
+    light_per_chain, seven_per_chain = events_per_chain(light), events_per_chain(seven, SEVEN)
     rates = (1_000, 10_000) if smoke else RATES
     one = sweep(light, light_per_chain, rates, seconds, workers=1)
     two = sweep(light, light_per_chain, (10_000,) if smoke else WORKER_RATES, seconds, workers=2)
     at_10k = next((r for r in one["steps"] if r["asked_events_per_s"] == 10_000), None) or run(
         light, light_per_chain, 10_000, seconds)
     virtual = capacity(light, light_per_chain, 500 if smoke else 20_000)
-    return {"light_10k": at_10k, "seven_2k": run(seven, seven_per_chain, 2_000, seconds), "sweeps": [one, two],
-            "light_virtual_events_per_s": virtual}
+    return {"light_10k": at_10k, "seven_2k": run(seven, seven_per_chain, 2_000, seconds, only=SEVEN),
+            "sweeps": [one, two], "light_virtual_events_per_s": virtual}
 
 
 def _late(result: dict[str, Any]) -> str:

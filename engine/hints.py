@@ -166,6 +166,7 @@ HINTS: dict[tuple[str, ...], str] = {
     ("scenario", "field"): "name a payload field, e.g. field: duration_ms",
     # ---- the command line and sinks
     ("usage", "sink"): "known sinks: {known}",
+    ("usage", "graph format"): "a diagram is mermaid (GitHub renders it) or dot (Graphviz: dot -Tsvg): --format dot",
     ("sink", "kafka"): "check that the broker runs and the topic can be written; events delivered before it were kept",
     ("sink", "postgres duplicate"): (
         "a run with the same chains, --seed and --start writes the same event ids; use another --seed "

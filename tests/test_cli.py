@@ -175,12 +175,25 @@ def test_a_template_that_fails_at_run_time_keeps_the_events_before_it(chain_dir)
 
 
 def test_validate_and_list_describe_the_catalog():
-    """validate says the catalog is valid; list shows each chain's share and event types."""
+    """validate says the catalog is valid and what each chain's instance is expected to do; list shows each
+    chain's share, the same figures, its steps and event types."""
     validate = cli("validate", "--chains", str(CHAINS))
     assert (0, b"") == (validate.returncode, validate.stdout)
-    assert ": 7 chains valid" in validate.stderr.decode()
+    assert f"""\
+{CHAINS}: 9 chains valid; scenarios: 6 scenarios valid
+  agent_execution        4.0 events, 1.20 s mean, 1.65 s p95
+  code_generation        2.0 events, 350 ms mean, 485 ms p95
+  compliance_validation  3.2 events, 1.58 s mean, 5.78 s p95
+  consul_service         2.0 events, 50 ms mean, 50 ms p95
+  database_query         2.0 events, 35 ms mean, 58 ms p95
+  intelligence_query     2.0 events, 200 ms mean, 290 ms p95
+  metadata_stamping      2.0 events, 100 ms mean, 145 ms p95
+  pattern_discovery      6.2 events, 3.46 s mean, 8.37 s p95
+  vault_secret           2.0 events, 35 ms mean, 49 ms p95
+""" == validate.stderr.decode()
     listing = cli("list", "--chains", str(CHAINS)).stdout.decode()
-    assert "intelligence_query  30.0%" in listing
+    assert "agent_execution  18.2%  4.0 events, 1.20 s mean, 1.65 s p95  (chains/agent_execution.yaml)" in listing
+    assert "pattern_discovery  5.5%  6.2 events, 3.46 s mean, 8.37 s p95" in listing
     assert "execution_failed (10%)" in listing
     assert "omninode.vault.secret.read.completed.v1" in listing
 

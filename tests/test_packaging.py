@@ -24,4 +24,4 @@ def test_the_wheel_ships_the_schema_and_validates_outside_the_source_tree(tmp_pa
                              str(target), "validate", "--chains", str(CHAINS)],
                             cwd=tmp_path, capture_output=True, text=True)
     assert (0, "") == (result.returncode, result.stdout)
-    assert result.stderr.endswith("7 chains valid\n")
+    assert result.stderr.startswith(f"{CHAINS}: {len(list(CHAINS.glob('*.yaml')))} chains valid\n")

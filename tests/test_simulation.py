@@ -1,10 +1,11 @@
-"""Runs of the catalog: determinism, independence of random streams, and the statistics of the seven chains."""
+"""Runs of the catalog: determinism, independence of random streams, and the statistics of its chains."""
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
 import math
+from typing import NamedTuple
 
 import pytest
 
@@ -13,6 +14,7 @@ from engine.envelope import NATIVE
 from engine.envelope.fields import parse_timestamp
 
 from .conftest import CHAINS, FAILS_AT_INSTANCE_3, START_MS, LagProbe, run
+from .test_expect import assert_runs_match
 
 encode = NATIVE.encode
 
@@ -20,6 +22,7 @@ SEED_WEIGHTS = {
     "intelligence_query": 30, "agent_execution": 20, "code_generation": 15, "metadata_stamping": 10,
     "database_query": 10, "consul_service": 7, "vault_secret": 8,
 }
+WEIGHTS = {**SEED_WEIGHTS, "pattern_discovery": 6, "compliance_validation": 4}
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +93,9 @@ def test_the_chain_mix_matches_the_declared_weights(big_run):
     events, stats = big_run
     starts = collections.Counter(e["chain"] for e in events if e["causation_id"] is None)
     assert 10_000 == sum(starts.values()) == stats.started
-    total = sum(SEED_WEIGHTS.values())
-    for name, weight in SEED_WEIGHTS.items():
+    assert set(WEIGHTS) == set(starts)
+    total = sum(WEIGHTS.values())
+    for name, weight in WEIGHTS.items():
         assert _within(starts[name], 10_000, weight / total), (name, starts[name])
 
 
@@ -101,6 +105,99 @@ def test_branch_outcomes_match_their_weights(big_run):
     completed = stats.by_outcome[("agent_execution", "completed")]
     failed = stats.by_outcome[("agent_execution", "failed")]
     assert _within(failed, completed + failed, 0.10)
+
+
+# The next chains of the seed: each run alone, 4,000 instances. Outcome shares come from the declared weights:
+# pattern_discovery tries its scan at most 4 times (3 retries), each deferred 20% of the time.
+SCANNED = 1 - 0.2 ** 4
+OUTCOMES = {
+    "pattern_discovery": {"abandoned": 0.2 ** 4, "approved": SCANNED * 0.65 * 0.7, "reviewed": SCANNED * 0.65 * 0.3,
+                          "no_patterns": SCANNED * 0.25, "failed": SCANNED * 0.1},
+    "compliance_validation": {"compliant": 0.7, "warnings": 0.2, "remediated": 0.1 * 0.75,
+                              "escalated": 0.1 * 0.25},
+}
+
+
+CITED = ("discovery_id", "deferred_event", "discovery_event", "validation_id", "violation_event")
+
+
+class Seen(NamedTuple):
+    """What these tests read of an event. Tuples of text and numbers only: the garbage collector stops looking
+    at them, so keeping 38,000 for the module does not slow a later test's collections (the event loop test)."""
+
+    step: str
+    event_id: str
+    causation_id: str | None
+    attempt: int | None
+    cited: tuple[tuple[str, str], ...]  # (payload key, event id) for the keys of CITED
+
+
+@pytest.fixture(scope="module")
+def next_chains(catalog):
+    """Each of the seed's next chains run alone: its events by instance, and the run's stats."""
+    from engine.sinks.memory import ListSink
+
+    runs = {}
+    for name in OUTCOMES:
+        sink = ListSink()
+        stats = Simulation(catalog, RunOptions(seed=8, start_ms=START_MS, count=4000, rate=50, only=(name,)),
+                           sink).run()
+        instances: dict[str, list[Seen]] = collections.defaultdict(list)
+        for event in sink.events:
+            payload = event["payload"] if isinstance(event["payload"], dict) else {}
+            instances[event["correlation_id"]].append(Seen(
+                event["step"], event["event_id"], event["causation_id"], payload.get("attempt"),
+                tuple((key, payload[key]) for key in CITED if key in payload)))
+        runs[name] = (instances, stats)
+    return runs
+
+
+@pytest.mark.parametrize("name", list(OUTCOMES))
+def test_the_next_chains_outcomes_match_their_weights(next_chains, name):
+    """Every outcome's share is the one its branch weights give, within sampling error; none other occurs."""
+    _, stats = next_chains[name]
+    found = {outcome: count for (chain, outcome), count in stats.by_outcome.items() if chain == name}
+    assert set(OUTCOMES[name]) >= set(found)
+    for outcome, share in OUTCOMES[name].items():
+        assert _within(found.get(outcome, 0), 4000, share), (outcome, found.get(outcome, 0))
+
+
+def test_pattern_discovery_retries_are_bounded_and_numbered(next_chains):
+    """A scan is tried at most 4 times; each try is numbered by its visit, each retry follows a deferral and
+    names it; only a fourth deferral is abandoned."""
+    instances, _ = next_chains["pattern_discovery"]
+    tries: collections.Counter[int] = collections.Counter()
+    for events in instances.values():
+        steps = [event.step for event in events]
+        started = [event for event in events if event.step == "scan_started"]
+        tries[len(started)] += 1
+        assert list(range(1, len(started) + 1)) == [event.attempt for event in started]
+        assert steps.count("scan_deferred") - (steps[-1] == "abandoned") == steps.count("scan_retried") <= 3
+        for before, event in zip(events, events[1:], strict=False):
+            if event.step == "scan_retried":
+                assert (("deferred_event", before.event_id),) == event.cited and "scan_deferred" == before.step
+        assert (steps[-1] == "abandoned") == (steps.count("scan_deferred") == 4)
+    assert {1, 2, 3, 4} >= set(tries) and tries[2] > tries[3] > 0
+
+
+@pytest.mark.parametrize("name", list(OUTCOMES))
+def test_the_next_chains_causation_ids_chain_and_payloads_name_earlier_events(next_chains, name):
+    """Each event's causation_id is the instance's previous event_id; ids that payloads cite are events of the
+    same instance, emitted earlier."""
+    instances, _ = next_chains[name]
+    for events in instances.values():
+        assert [None] + [event.event_id for event in events[:-1]] == [event.causation_id for event in events]
+        seen: set[str] = set()
+        for event in events:
+            assert all(cited in seen for _, cited in event.cited), event
+            seen.add(event.event_id)
+    assert any(event.cited for events in instances.values() for event in events)
+
+
+@pytest.mark.parametrize("name", list(WEIGHTS))
+def test_every_catalog_chains_runs_match_its_expected_figures(catalog, name):
+    """4,000 instances of each chain: events, duration and p95 as `list` and `validate` print them."""
+    assert_runs_match(catalog, name, 4000)
 
 
 def test_every_gap_lies_in_its_declared_delay_range(big_run, catalog):

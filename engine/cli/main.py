@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ChainsimError, command_text
-from . import listing, run, validate
+from . import graph, listing, run, validate
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, internal_text
 from .parser import VERBS, build_parser
 
-DISPATCH = {"run": run.run, "validate": validate.validate, "list": listing.list_chains}
+DISPATCH = {"run": run.run, "validate": validate.validate, "list": listing.list_chains, "graph": graph.graph}
 
 
 def console() -> int:

@@ -8,9 +8,9 @@ import math
 from ..load.delays import parse_duration
 from ..run.options import DEFAULT_RATE
 from ..run.settings import DEV_INITIAL, DEV_INTERVAL
-from . import listing, validate
+from . import graph, listing, validate
 
-VERBS = ("run", "validate", "list")
+VERBS = ("run", "validate", "list", "graph")
 
 DESCRIPTION = """\
 Run declarative event chains (YAML) and write their events as JSON lines.
@@ -20,7 +20,9 @@ Run declarative event chains (YAML) and write their events as JSON lines.
   chainsim --chains chains/ --count 1000 --seed 7 --start 2026-01-01T00:00:00Z
                                                 exactly 1000 chains in virtual time, then exit
   chainsim validate --chains chains/            check every file, list every problem (exit 2)
-  chainsim list --chains chains/                each chain with its share, steps and event types
+  chainsim list --chains chains/                each chain with its share, steps, event types and what
+                                                an instance is expected to emit, and for how long
+  chainsim graph --chains chains/ --chain NAME  a chain as a state diagram (Mermaid, or --format dot)
 """
 
 
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="chainsim", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = parser.add_subparsers(dest="verb", metavar="{run,validate,list}")
+    verbs = parser.add_subparsers(dest="verb", metavar="{run,validate,list,graph}")
     run = verbs.add_parser("run", parents=[common], help="run chains and write events (the default verb)",
                            description="Run chains and write their events.")
     add_run_flags(run)
@@ -130,8 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", parents=[common], help="check every chain file; exit 2 listing every problem",
         description="Check every chain file; exit 0 when valid, 2 with every problem listed."))
     listing.add_arguments(verbs.add_parser(
-        "list", parents=[common], help="each chain with its share, steps and event types",
-        description="List each chain with its share in percent, its steps and event types."))
+        "list", parents=[common], help="each chain with its share, steps, event types and expected figures",
+        description="List each chain with its share in percent, its steps and event types, and what one instance "
+                    "is expected to do: events, mean and p95 of its duration."))
+    graph.add_arguments(verbs.add_parser(
+        "graph", parents=[common], help="each chain as a state diagram (Mermaid or Graphviz dot)",
+        description="Draw each chain as a state diagram: steps, branch weights in percent, delays, goto jumps "
+                    "and ends. Mermaid by default; --format dot for Graphviz."))
     return parser
 
 

@@ -1,5 +1,5 @@
 """`chainsim validate`: check every file of a chains folder, and the scenarios that run on it; print every
-problem, or that all is valid."""
+problem, or that all is valid and what one instance of each chain is expected to do."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     from ..load.catalog import load_catalog
+    from ..load.expect import expect_catalog, summary
     from ..load.files import display, yaml_files
     from ..scenarios.load import load_scenario
 
@@ -44,5 +45,8 @@ def validate(args: argparse.Namespace) -> int:
     if files:
         where = display(folder) if not args.scenario else ", ".join(display(f) for f in files)
         line += f"; {where}: {len(files)} scenario{'s' if len(files) != 1 else ''} valid"
-    print(line, file=sys.stderr)
+    lines = [line]
+    width = max(len(chain.name) for chain in catalog.chains)
+    lines += [f"  {name:<{width}}  {summary(expected)}" for name, expected in expect_catalog(catalog).items()]
+    print("\n".join(lines), file=sys.stderr)
     return EXIT_OK

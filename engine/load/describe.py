@@ -1,8 +1,10 @@
-"""`chainsim list`: each chain with its share in percent, its steps, delays and event types."""
+"""`chainsim list`: each chain with its share in percent, what one instance is expected to do (expect.py), its
+steps, delays and event types."""
 
 from __future__ import annotations
 
 from .catalog import Catalog
+from .expect import expect_catalog, summary
 from .model import Step
 
 
@@ -24,9 +26,10 @@ def _step_lines(step: Step, depth: int, share: float | None = None) -> list[str]
 
 def describe_catalog(catalog: Catalog) -> str:
     shares = catalog.shares()
+    expected = expect_catalog(catalog)
     lines = []
     for chain in catalog.chains:
-        lines.append(f"{chain.name}  {shares[chain.name]:.1f}%  ({chain.file})")
+        lines.append(f"{chain.name}  {shares[chain.name]:.1f}%  {summary(expected[chain.name])}  ({chain.file})")
         for step in chain.steps:
             lines += _step_lines(step, 1)
     return "\n".join(lines)
