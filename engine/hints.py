@@ -122,6 +122,9 @@ HINTS: dict[tuple[str, ...], str] = {
     ("model", "end and goto"): "keep one of end, goto",
     ("model", "duplicate id"): "step ids are unique within a chain; {id!r} is also the id at {other}",
     ("model", "unbounded loop"): "bound the loop with max_visits on this step, e.g. max_visits: 3",
+    ("model", "loop without bound"): (
+        "put max_visits on a step every pass of the loop goes through (here: {steps}), e.g. max_visits: 3"
+    ),
     ("model", "duplicate chain"): "chain names are unique across files; {other} uses it too",
     # ---- templates: (template, kind)
     ("template", "syntax"): "check the {{ }} and {% %} pairs of this template",  # never formatted

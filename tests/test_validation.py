@@ -831,3 +831,16 @@ def test_a_computed_delay_is_checked_at_load_time_like_every_template(case: str,
     """A computed delay's template is compiled and dry-run; it needs a max; a result that is no duration is
     refused at its place."""
     assert_refused(case, expected)
+
+
+def test_a_loop_that_skips_past_its_bound_is_refused_before_the_dry_run() -> None:
+    """A forward goto into a branch's own steps, whose flow returns through the capped step's goto without
+    visiting it: a loop no max_visits bounds. Refused at once, where the dry run would never end."""
+    started = time.perf_counter()
+    assert_refused("loop_past_its_bound", """\
+chain.yaml:7:11: $.steps[1].goto: a loop no max_visits bounds: requested > queued > resumed > requested
+  at chain 'demo' > step 'queued' > key 'goto'
+  hint: put max_visits on a step every pass of the loop goes through (here: requested, queued, resumed), e.g. max_visits: 3
+1 problem in 1 file
+""")
+    assert time.perf_counter() - started < HANG

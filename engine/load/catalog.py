@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import LoadError, Path, Problem, TemplateRunError, UsageError, json_path
 from ..hints import hint, known_or_close
-from ..run.interpreter import Program
+from ..run.interpreter import Program, unbounded_loop
 from ..templates.compiler import RenderError, TemplateProblem
 from ..templates.fakers import Fakers
 from ..templates.sandbox import new_environment
@@ -163,6 +163,13 @@ def _compile(chains: Iterable[Chain], env: ImmutableSandboxedEnvironment, data: 
         for problem in template_problems:
             report(problem.path, problem.message, hint("template", "syntax"),
                    mark=_template_mark(documents[chain.file], problem))
+        loop = unbounded_loop(program)
+        if loop is not None:  # the dry run would never end
+            jump = next((node for node in loop if node.step.goto is not None), loop[-1])
+            report((*jump.step.path, "goto") if jump.step.goto else jump.step.path,
+                   f"a loop no max_visits bounds: {' > '.join(node.step.id for node in loop)} > {loop[0].step.id}",
+                   hint("model", "loop without bound", steps=", ".join(node.step.id for node in loop)))
+            continue
         if template_problems or data is None:
             continue
         if dry_run(program, data, report, fakers):

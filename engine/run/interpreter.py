@@ -105,6 +105,44 @@ class Program:
                    SPENDS in uses)
 
 
+def unbounded_loop(program: Program) -> list[Node] | None:
+    """A loop of the flow that no max_visits bounds (the steps of one pass, in order), or None.
+
+    A step's visit counts towards its max_visits when the flow goes on through it (to its branches, or after
+    it); once capped, the flow skips it to its next step without counting. So the flow ends for certain when
+    the graph of the moves that count nothing (every move of a step without max_visits, and the skips of the
+    steps with one) has no cycle: every pass round any other loop uses up a visit.
+    """
+    def moves(node: Node) -> list[int]:
+        if node.max_visits is not None:
+            return [node.next] if node.next is not None else []
+        if node.branches:
+            return [branch.index for branch in node.branches]
+        return [node.following] if node.following is not None else []
+
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    path: list[int] = []
+    for root in range(len(program.nodes)):
+        if root in state:
+            continue
+        stack = [(root, iter(moves(program.nodes[root])))]
+        state[root], path = 1, [root]
+        while stack:
+            index, following = stack[-1]
+            step = next(following, None)
+            if step is None:
+                state[index] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(step) == 1:
+                return [program.nodes[i] for i in path[path.index(step):]]
+            elif step not in state:
+                state[step] = 1
+                path.append(step)
+                stack.append((step, iter(moves(program.nodes[step]))))
+    return None
+
+
 def _link(sequence: tuple[Step, ...], after: int | None, nodes: dict[int, Node], ids: dict[str, int]) -> None:
     """Resolve where the flow goes after each step of a sequence: the next sibling, else `after`."""
     for position, step in enumerate(sequence):
