@@ -289,3 +289,49 @@ def _rounded(expectation: Expectation) -> Expectation:
     return Expectation(expectation.chain, round(expectation.events, 9), round(expectation.mean_ms, 9),
                        expectation.p95_ms, {k: round(p, 9) for k, p in expectation.outcomes.items()},
                        expectation.exact)
+
+
+def test_a_chain_with_computed_delays_gets_measured_durations(catalog_of):
+    """Computed delays are no declared law: events and outcomes come from the flow, durations from seeded runs
+    of the chain, marked with ~ (a backoff of 1, 2, 4 s after a 100 ms step: 7.1 s for every instance)."""
+    from engine.load.expect import expect_catalog, summary
+
+    catalog = catalog_of({"job.yaml": """
+        name: job
+        steps:
+          - id: submitted
+            event_type: job.submitted.v1
+          - id: checked
+            delay: 100
+            event_type: job.checked.v1
+          - id: attempt
+            max_visits: 3
+            delay: {template: "{{ 1000 * 2 ** (visit - 1) }}", max: 1m}
+            event_type: job.attempt.v1
+            goto: attempt
+    """})
+    figures = expect_catalog(catalog)["job"]
+    assert (5.0, 7100.0, 7100.0, True) == (figures.events, figures.mean_ms, figures.p95_ms, figures.measured)
+    assert "5.0 events, ~7.10 s mean, ~7.10 s p95" == summary(figures)
+
+
+def test_a_scenario_s_changes_show_in_the_expected_figures(catalog_of):
+    """A scenario's scaled delay and branch weights are what the figures of its derived catalog say."""
+    from engine.load.expect import expect_catalog
+    from engine.scenarios.load import load_scenario
+
+    catalog = catalog_of({"c.yaml": """
+        name: c
+        steps:
+          - id: a
+            event_type: c.a.v1
+          - id: b
+            delay: 100
+            branches:
+              - {id: ok, weight: 9, event_type: c.ok.v1}
+              - {id: bad, weight: 1, event_type: c.bad.v1}
+    """})
+    applied = load_scenario({"name": "s", "chains": {"c": {"delays": {"b": {"scale": 3}},
+                                                           "branches": {"b": {"ok": 1, "bad": 1}}}}}, catalog)
+    figures = expect_catalog(applied.catalog)["c"]
+    assert (300.0, {"ok": 0.5, "bad": 0.5}) == (figures.mean_ms, figures.outcomes)

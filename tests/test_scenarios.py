@@ -252,3 +252,13 @@ def test_a_scripted_chain_outside_only_still_runs_its_scripted_starts(catalog):
                                  "script": [{"at": "1s", "chain": "agent_execution"}]}, duration_ms=20_000, rate=5.0)
     firsts = collections.Counter(e["chain"] for e in events if e["causation_id"] is None)
     assert 1 == firsts["agent_execution"] and firsts["vault_secret"] > 50
+
+
+def test_graph_and_list_show_the_chains_as_a_scenario_runs_them():
+    """--scenario on graph and list: the scenario's branch weights and scaled delays, not the file's."""
+    listing = cli("list", "--chains", "chains", "--only", "agent_execution", "--scenario",
+                  "scenarios/failure_storm.yaml").stdout
+    assert "execution_completed (0%)" in listing and "execution_failed (100%)" in listing
+    drawn = cli("graph", "--chains", "chains", "--chain", "database_query", "--scenario",
+                "scenarios/slow_dependency.yaml").stdout
+    assert "s1 : after 100ms-600ms" in drawn  # 10-60 ms, ten times slower

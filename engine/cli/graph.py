@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .errors import EXIT_OK
+from .listing import scenario_catalog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chain", metavar="NAME", help="draw only this chain")
     parser.add_argument("--only", type=names, metavar="NAME[,NAME...]",
                         help="draw only these chains (names or globs such as 'agent_*')")
+    parser.add_argument("--scenario", metavar="FILE",
+                        help="draw the chains as this scenario runs them (its weights, branch weights and delays)")
     parser.add_argument("--format", default=FORMATS[0], metavar="FORMAT",
                         help="mermaid (the default: a stateDiagram-v2, which GitHub renders) or dot (Graphviz: "
                              "pipe it to dot -Tsvg)")
@@ -30,7 +33,7 @@ def graph(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {args.format!r} is not a diagram format", hint("usage", "graph format"))
     if args.chain is not None and args.only:
         raise UsageError("give --chain (one chain) or --only (several), not both")
-    catalog = load_catalog(args.chains)
+    catalog = scenario_catalog(load_catalog(args.chains), args.scenario)
     if args.chain is not None:
         known = [chain.name for chain in catalog.chains]
         if args.chain not in known:

@@ -131,6 +131,13 @@ class Delay:
         low, high = math.ceil(self.low), math.floor(self.high)
         return (low, max(low, high))
 
+    def scaled(self, factor: float) -> Delay:
+        """The delay with every draw `factor` times longer (a scenario's `scale`): the same law, stretched."""
+        spread = self.spread if self.distribution == "lognormal" else self.spread * factor
+        low, high = self.low * factor, self.high * factor
+        return attrs.evolve(self, low=low, high=high, mean=self.mean * factor, spread=spread,
+                            text=(format_ms(low), format_ms(high)))
+
     def clamp(self, ms: float) -> int:
         """A computed delay's result, as whole milliseconds within [min, max]."""
         low, high = self.bounds

@@ -1,27 +1,36 @@
 """`chainsim list`: each chain with its share in percent, what one instance is expected to do (expect.py), its
-steps, delays and event types."""
+steps, delays and event types, as its compiled program runs them (so a scenario's weights and delays show)."""
 
 from __future__ import annotations
 
+from ..run.interpreter import Node, Program
 from .catalog import Catalog
 from .expect import expect_catalog, summary
 from .model import Step
 
 
-def _step_lines(step: Step, depth: int, share: float | None = None) -> list[str]:
-    pad = "  " * depth
-    label = f"{step.id}" + (f" ({share:.0f}%)" if share is not None else "")
-    after = f"  after {step.delay.describe()}" if step.delay else ""
+def _step_lines(step: Step, nodes: dict[str, Node], depth: int, share: float | None = None) -> list[tuple[str, str]]:
+    """(the step's label, the rest of its line) for the step and what it contains."""
+    node = nodes[step.id]
+    label = "  " * depth + step.id + (f" ({share:.0f}%)" if share is not None else "")
+    after = f"  after {node.delay.describe()}" if node.delay else ""
     jump = f"  -> {step.goto}" if step.goto else ("  (ends)" if step.end else "")
     cap = f"  (at most {step.max_visits}x)" if step.max_visits else ""
-    what = step.event_type or "one of:"
-    lines = [f"{pad}{label:<28} {what}{after}{jump}{cap}"]
-    total = sum(b.weight or 0 for b in step.branches)
+    lines = [(label, f"{step.event_type or 'one of:'}{after}{jump}{cap}")]
+    total = sum(nodes[b.id].weight for b in step.branches)
     for branch in step.branches:
-        lines += _step_lines(branch, depth + 1, 100.0 * (branch.weight or 0) / total)
+        lines += _step_lines(branch, nodes, depth + 1, 100.0 * nodes[branch.id].weight / total if total else 0.0)
         for child in branch.steps:
-            lines += _step_lines(child, depth + 2)
+            lines += _step_lines(child, nodes, depth + 2)
     return lines
+
+
+def describe_program(program: Program) -> list[str]:
+    """A chain's steps, one line each, in columns (labels of any length)."""
+    nodes = {node.step.id: node for node in program.nodes}
+    rows = [row for step in program.chain.steps for row in _step_lines(step, nodes, 1)]
+    width = max(28, *(len(label) + 1 for label, _ in rows))
+    return [f"{label:<{width}} {rest}" for label, rest in rows]
 
 
 def describe_catalog(catalog: Catalog) -> str:
@@ -30,6 +39,5 @@ def describe_catalog(catalog: Catalog) -> str:
     lines = []
     for chain in catalog.chains:
         lines.append(f"{chain.name}  {shares[chain.name]:.1f}%  {summary(expected[chain.name])}  ({chain.file})")
-        for step in chain.steps:
-            lines += _step_lines(step, 1)
+        lines += describe_program(catalog.programs[chain.name])
     return "\n".join(lines)

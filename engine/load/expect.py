@@ -63,6 +63,7 @@ class Expectation:
     p95_ms: float  # 95% of instances have emitted their last event by then
     outcomes: dict[str, float]  # each outcome (or last step, where none is set) and its probability
     exact: bool = True  # False: events, mean and outcomes are estimates from seeded walks
+    measured: bool = False  # True: mean and p95 were measured on seeded runs (the chain computes delays)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -71,8 +72,41 @@ class Expectation:
 def expect_catalog(catalog: Catalog, overrides: Mapping[str, Overrides] | None = None) -> dict[str, Expectation | None]:
     """Each chain's expectations, by name, in the catalog's order (None: a chain too long to estimate)."""
     changes = overrides or {}
-    return {chain.name: expect_chain(catalog.programs[chain.name], changes.get(chain.name, AS_WRITTEN))
-            for chain in catalog.chains}
+    figures = {}
+    for chain in catalog.chains:
+        program = catalog.programs[chain.name]
+        expectation = expect_chain(program, changes.get(chain.name, AS_WRITTEN))
+        if expectation is not None and any(node.delay_render is not None for node in program.nodes):
+            expectation = _measured(expectation, program, catalog.data)
+        figures[chain.name] = expectation
+    return figures
+
+
+MEASURED_RUNS = 400  # instances run for the durations of a chain with computed delays
+
+
+def _measured(expectation: Expectation, program: Program, data: dict[str, Any]) -> Expectation:
+    """A chain whose delays are computed by templates: its events and outcomes come from the flow, as for any
+    chain (delays do not change where it goes), its durations from seeded runs of the chain itself."""
+    from ..envelope.fields import Clock
+    from ..run.interpreter import ChainInstance
+    from ..templates.compiler import RenderError
+    from ..templates.fakers import Fakers
+
+    fakers, clock, durations = Fakers(), Clock(), []
+    try:
+        for number in range(MEASURED_RUNS):
+            instance = ChainInstance(program, number, Random(f"expect:{program.name}:{number}"), {"data": data},
+                                     lambda event: None, clock, fakers)
+            at, last = instance.start(0), 0
+            while at is not None:
+                last = at
+                at = instance.resume(at)
+            durations.append(last)
+    except RenderError:  # a draw the dry run did not meet: the run will say where; the durations stay the flow's
+        return attrs.evolve(expectation, measured=True)
+    ordered = sorted(durations)
+    return attrs.evolve(expectation, mean_ms=sum(ordered) / len(ordered), p95_ms=_quantile(ordered), measured=True)
 
 
 def expect_chain(program: Program, overrides: Overrides = AS_WRITTEN) -> Expectation | None:
@@ -86,8 +120,9 @@ def summary(expectation: Expectation | None) -> str:
     if expectation is None:
         return f"no estimate: {MIN_WALKS} walks of it take more than {MAX_WALK_STEPS:,} steps"
     about = "" if expectation.exact else "~"
-    return (f"{about}{expectation.events:.1f} events, {about}{duration_text(expectation.mean_ms)} mean, "
-            f"{duration_text(expectation.p95_ms)} p95")
+    timed = "~" if expectation.measured or not expectation.exact else ""
+    return (f"{about}{expectation.events:.1f} events, {timed}{duration_text(expectation.mean_ms)} mean, "
+            f"{timed}{duration_text(expectation.p95_ms)} p95")
 
 
 def duration_text(ms: float) -> str:

@@ -29,12 +29,16 @@ class Overrides:
     delays: Mapping[str, Delay | None] = attrs.field(factory=dict)  # step or branch id -> delay (None: none)
 
     def weight(self, node: Node) -> float:
-        """The weight of a branch."""
-        return float(self.weights.get(node.step.id, node.step.weight or 0.0))
+        """The weight of a branch (as the compiled node has it: a scenario's weight, else the file's)."""
+        return float(self.weights.get(node.step.id, node.weight))
 
     def delay(self, node: Node) -> Delay | None:
-        """A step's own delay (None: it has none, and a branch inherits its branching step's)."""
-        return self.delays[node.step.id] if node.step.id in self.delays else node.step.delay
+        """A step's own delay (None: it has none, and a branch inherits its branching step's). A computed delay
+        counts as its minimum here: its figures are measured on runs instead (expect.py)."""
+        delay = self.delays[node.step.id] if node.step.id in self.delays else node.delay
+        if delay is not None and delay.distribution == "computed":
+            return Delay.fixed(delay.bounds[0])
+        return delay
 
     def sampler(self, node: Node) -> Callable[[Random], int]:
         """What draws the step's own delay: the compiled sampler, unless the delay is replaced."""

@@ -163,6 +163,8 @@ def _change_delay(node: Node, change: DelayChange, env: Any, problems: list[Temp
             node.delay_scale *= change.scale
         else:
             node.sample_delay = _scaled(node.sample_delay, change.scale)
+            if node.delay is not None:  # what graph, list and the expected figures show
+                node.delay = node.delay.scaled(change.scale)
         return
     node.delay, node.delay_scale = change.delay, 1.0
     node.sample_delay = change.delay.sampler()
