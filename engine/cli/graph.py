@@ -10,7 +10,6 @@ from .listing import scenario_catalog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..load.graph import FORMATS
     from .parser import names
 
     parser.add_argument("--chain", metavar="NAME", help="draw only this chain")
@@ -18,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="draw only these chains (names or globs such as 'agent_*')")
     parser.add_argument("--scenario", metavar="FILE",
                         help="draw the chains as this scenario runs them (its weights, branch weights and delays)")
-    parser.add_argument("--format", default=FORMATS[0], metavar="FORMAT",
+    # The formats are engine/load/graph.py's FORMATS, checked when the verb runs: importing the renderer to
+    # build the parser would load the whole engine before every command.
+    parser.add_argument("--format", default="mermaid", metavar="FORMAT",
                         help="mermaid (the default: a stateDiagram-v2, which GitHub renders) or dot (Graphviz: "
                              "pipe it to dot -Tsvg)")
 
