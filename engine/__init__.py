@@ -23,6 +23,7 @@ from .errors import (
     Problem,
     RunError,
     SinkError,
+    StoreError,
     TemplateRunError,
     UsageError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "Sink",
     "SinkBase",
     "SinkError",
+    "StoreError",
     "Stats",
     "TemplateRunError",
     "UsageError",

@@ -116,6 +116,10 @@ class SinkError(RunError):
     """A sink could not open its destination, write to it or deliver to it."""
 
 
+class StoreError(RunError):
+    """The event store (engine/store) cannot be opened, is not a chainsim store, or cannot be written or read."""
+
+
 def command_text(error: ChainsimError) -> str:
     """What a chainsim command (and each of its workers) prints on stderr for one of these errors."""
     if isinstance(error, LoadError):

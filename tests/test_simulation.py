@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import pytest
 
-from engine import RunOptions, Simulation, load_catalog, run_to_list
+from engine import RunOptions, Simulation, SinkBase, load_catalog, run_to_list
 from engine.envelope import NATIVE
 from engine.envelope.fields import parse_timestamp
 
@@ -35,9 +35,8 @@ def big_run(catalog):
     """10,000 chains of the catalog, with their stats."""
     events: list[dict] = []
 
-    class Sink:
+    class Sink(SinkBase):
         write = staticmethod(lambda event, line: events.append(event))
-        flush = close = staticmethod(lambda: None)
 
     stats = Simulation(catalog, RunOptions(seed=42, start_ms=START_MS, count=10_000, rate=50), Sink()).run()
     return events, stats

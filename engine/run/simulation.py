@@ -143,7 +143,9 @@ class Simulation:
         return failure
 
     def finish(self, instance: ChainInstance) -> None:
-        self.stats.by_outcome[(instance.program.chain.name, instance.result)] += 1
+        name, result = instance.program.chain.name, instance.result
+        self.stats.by_outcome[(name, result)] += 1
+        self.sink.end_chain(instance.correlation_id, name, result, self.scheduler.now)
 
     def start(self, arrival: Arrival, number: int, rank: int, now: int) -> None:
         """Start instance `number` of the arrival's chain at `now` (`rank`: its number in the run).

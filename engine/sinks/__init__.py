@@ -7,6 +7,7 @@ fast and needs only what the chosen sinks use. The registry maps a scheme to a f
     --sink jsonl:out.jsonl    JSON lines in a file (same as --output out.jsonl)
     --sink kafka://HOST:PORT/TOPIC                          one message per event (needs chainsim[kafka])
     --sink postgresql://USER@HOST:PORT/DBNAME?table=events  one row per event (needs chainsim[postgres])
+    --sink sqlite:events.db   the embedded store's tables in a SQLite file (what `serve` serves)
 
 A factory takes the text after `scheme:` and the run's encoding (engine/envelope), which says what the bytes
 of a line are, so a sink never slices a line itself.
@@ -41,6 +42,10 @@ class Sink(Protocol):
     def flush_until(self, at: int) -> None:
         """The run is about to wait until simulated time `at` (ms): flush (the workers add a watermark)."""
 
+    def end_chain(self, correlation_id: str, chain: str, outcome: str, at: int) -> None:
+        """A chain instance finished at simulated `at` (ms) with `outcome` (its `outcome:`, else its last step's
+        id), after its last event was written. Stuck chains never finish."""
+
     def close(self) -> None:
         """Flush and release the destination; called once, also after an interrupted run."""
 
@@ -71,6 +76,9 @@ class SinkBase:
     def flush_until(self, at: int) -> None:
         self.flush()
 
+    def end_chain(self, correlation_id: str, chain: str, outcome: str, at: int) -> None:
+        pass
+
     def close(self) -> None:
         self.flush()
 
@@ -83,6 +91,7 @@ REGISTRY: dict[str, str] = {
     "kafka": "engine.sinks.kafka:open_kafka",
     "postgresql": "engine.sinks.postgres:open_postgres",
     "postgres": "engine.sinks.postgres:open_postgres",
+    "sqlite": "engine.sinks.sqlite:open_sqlite",
 }
 
 

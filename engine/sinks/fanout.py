@@ -32,6 +32,10 @@ class Fanout:
         for sink in self.sinks:
             sink.flush_until(at)
 
+    def end_chain(self, correlation_id: str, chain: str, outcome: str, at: int) -> None:
+        for sink in self.sinks:
+            sink.end_chain(correlation_id, chain, outcome, at)
+
     def close(self) -> None:
         errors = []
         for sink in self.sinks:
