@@ -1,0 +1,266 @@
+"""The dashboard page (engine/server/page/) in headless chromium against the real `serve` on a free port."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from .conftest import CHAINS, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+HOSTILE = "<img src=x onerror=window.__pwned=1>"
+WAIT_MS = 15_000  # how long a page may take to show what the server sends (a ceiling, not a measured time)
+
+HOSTILE_CHAIN = f"""\
+name: hostile
+description: A chain whose tenant and payload hold markup, which the page must show as text.
+weight: 1
+envelope:
+  tenant_id: '{HOSTILE}'
+steps:
+  - id: markup_sent
+    event_type: test.hostile.sent.v1
+    payload:
+      note: '{HOSTILE}'
+  - id: markup_echoed
+    delay: [10, 20]
+    event_type: test.hostile.echoed.v1
+    outcome: echoed
+    payload:
+      note: 'echo {HOSTILE}'
+"""
+
+
+class Server:
+    """A `python -m engine serve` subprocess on a free loopback port, ready once /api/event-bus/healthz answers."""
+
+    def __init__(self, chains: Path, *flags: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.output = ""
+        command = [sys.executable, "-m", "engine", "serve", "--chains", str(chains), "--host", "127.0.0.1",
+                   "--port", str(self.port), "--store", "memory", "--seed", "1", *flags]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not self._healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{' '.join(command)} did not start:\n{self.output}")
+            time.sleep(0.1)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "api/event-bus/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + "api/event-bus/" + path, timeout=5) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.output = self.process.stdout.read().decode(errors="replace") if self.process.stdout else ""
+
+
+class Dashboard:
+    """An open page with the errors it raised (uncaught exceptions and console errors) collected."""
+
+    def __init__(self, browser: Browser, url: str) -> None:
+        self.page: Page = browser.new_page(viewport={"width": 1400, "height": 850})
+        self.errors: list[str] = []
+        self.sockets: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        self.page.on("console", self._console)
+        self.page.on("websocket", lambda ws: self.sockets.append(ws.url))
+        self.page.goto(url)
+        self.rows = self.page.get_by_test_id("event-row")
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def wait_rows(self, count: int) -> None:
+        self.page.wait_for_function(
+            "n => document.querySelectorAll('[data-testid=event-row]').length >= n", arg=count, timeout=WAIT_MS)
+
+    def first_id(self) -> str | None:
+        return self.rows.first.get_attribute("data-event-id")
+
+    def number(self, test_id: str) -> int:
+        return int(self.page.get_by_test_id(test_id).inner_text().replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    running = Server(CHAINS, "--interval", "200ms", "--initial", "5")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def dashboard(browser: Browser, server: Server) -> Iterator[Dashboard]:
+    opened = Dashboard(browser, server.url)
+    yield opened
+    opened.page.close()
+
+
+def test_events_appear_live_newest_first(dashboard: Dashboard) -> None:
+    """Rows arrive from the stream while the page is open, the newest on top, and the status says connected."""
+    expect(dashboard.page.get_by_test_id("connection")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    dashboard.wait_rows(3)
+    first = dashboard.first_id()
+    expect(dashboard.rows.first).not_to_have_attribute("data-event-id", first or "", timeout=WAIT_MS)
+    times = [dashboard.rows.nth(i).locator("td").first.get_attribute("title") or "" for i in range(3)]
+    assert sorted(times, reverse=True) == times
+    assert [] == dashboard.errors
+
+
+def test_a_chain_filter_shows_only_that_chain(dashboard: Dashboard) -> None:
+    """The chain select holds the catalog; choosing one reconnects with chain=NAME and only its events show."""
+    options = dashboard.page.get_by_test_id("filter-chain").locator("option")
+    expect(options).to_have_count(1 + len(list(CHAINS.glob("*.yaml"))), timeout=WAIT_MS)
+    dashboard.wait_rows(1)
+    dashboard.page.get_by_test_id("filter-chain").select_option("agent_execution")
+    dashboard.page.get_by_test_id("filter-apply").click()
+    dashboard.wait_rows(8)
+    chains = dashboard.page.eval_on_selector_all("[data-testid=event-row]", "rows => rows.map(r => r.dataset.chain)")
+    assert {"agent_execution"} == set(chains)
+    assert "chain=agent_execution" in dashboard.sockets[-1]
+    assert [] == dashboard.errors
+
+
+def test_pause_holds_new_rows_and_resume_shows_them(dashboard: Dashboard) -> None:
+    """Paused, the page counts new events without adding rows; resumed, the held events are shown."""
+    dashboard.wait_rows(3)
+    dashboard.page.get_by_test_id("pause").click()
+    dashboard.page.evaluate("() => new Promise(done => requestAnimationFrame(() => done()))")  # rows due are in
+    first, count = dashboard.first_id(), dashboard.rows.count()
+    expect(dashboard.page.get_by_test_id("counts")).to_have_text(re.compile(r"paused: ([3-9]|\d\d+) new"),
+                                                                 timeout=WAIT_MS)
+    held = int(re.findall(r"paused: (\d+) new", dashboard.page.get_by_test_id("counts").inner_text())[0])
+    assert (first, count) == (dashboard.first_id(), dashboard.rows.count())
+    dashboard.page.get_by_test_id("pause").click()
+    expect(dashboard.rows.first).not_to_have_attribute("data-event-id", first or "", timeout=WAIT_MS)
+    assert dashboard.rows.count() >= count + held
+    assert [] == dashboard.errors
+
+
+def test_clicking_a_row_shows_its_chain_in_causal_order(dashboard: Dashboard, server: Server) -> None:
+    """A finished agent_execution row opens its chain: name, status, outcome and the four steps in causal order."""
+    row = dashboard.page.locator("[data-event-type='omninode.agent.execution.completed.v1']").first
+    row.wait_for(timeout=WAIT_MS)
+    correlation_id = row.get_attribute("data-correlation-id")
+    row.click()
+    detail = dashboard.page.get_by_test_id("chain-detail")
+    expect(detail).to_be_visible()
+    expect(dashboard.page.get_by_test_id("detail-id")).to_have_text(correlation_id or "")
+    expect(dashboard.page.get_by_test_id("detail-name")).to_have_text("agent_execution")
+    expect(dashboard.page.get_by_test_id("detail-status")).to_have_text("finished")
+    expect(dashboard.page.get_by_test_id("detail-outcome")).to_have_text("completed")
+    steps = dashboard.page.get_by_test_id("detail-event")
+    expect(steps).to_have_count(4)
+    shown = [steps.nth(i).get_attribute("data-event-id") for i in range(4)]
+    events = server.get(f"chains/{correlation_id}")["events"]
+    assert [event["event_id"] for event in events] == shown
+    assert [None, *shown[:-1]] == [event["causation_id"] for event in events]
+    assert ["routing_requested", "routing_completed", "execution_started", "execution_completed"] == [
+        steps.nth(i).get_attribute("data-step") for i in range(4)]
+    expect(steps.first.locator(".offset")).to_have_text("+0 ms")
+    assert [] == dashboard.errors
+
+
+def test_statistics_appear_and_grow(dashboard: Dashboard) -> None:
+    """The statistics panel shows the totals and per-chain figures, and its event count goes up as events come."""
+    total = dashboard.page.get_by_test_id("stat-total-events")
+    expect(total).to_have_text(re.compile(r"^[1-9][\d,]*$"), timeout=WAIT_MS)
+    before = dashboard.number("stat-total-events")
+    dashboard.page.wait_for_function(
+        "n => Number(document.querySelector('[data-testid=stat-total-events]').textContent.replace(/,/g, '')) > n",
+        arg=before, timeout=WAIT_MS)
+    expect(dashboard.page.get_by_test_id("stat-total-chains")).to_have_text(re.compile(r"^[1-9][\d,]*$"))
+    expect(dashboard.page.get_by_test_id("stat-eps-1m")).to_have_text(re.compile(r"^\d+\.\d$"))
+    agent = dashboard.page.locator("[data-testid=stat-chain][data-chain=agent_execution]")
+    expect(agent).to_contain_text(re.compile(r"completed [1-9]"), timeout=WAIT_MS)
+    expect(agent.locator("td.num").nth(1)).to_have_text(re.compile(r"^\d+(\.\d+)? m?s$"))  # p50
+    assert [] == dashboard.errors
+
+
+def test_stopping_and_starting_the_generator_changes_its_status(dashboard: Dashboard) -> None:
+    """Stop turns the generator's status to stopped, start (with the page's interval and initial) back to running."""
+    status = dashboard.page.get_by_test_id("generator-status")
+    expect(status).to_have_attribute("data-state", "running", timeout=WAIT_MS)
+    dashboard.page.get_by_test_id("generator-stop").click()
+    expect(status).to_have_attribute("data-state", "stopped", timeout=WAIT_MS)
+    expect(status).to_have_text("generator: stopped")
+    dashboard.page.get_by_test_id("interval-ms").fill("200")
+    dashboard.page.get_by_test_id("initial-chains").fill("5")
+    dashboard.page.get_by_test_id("generator-start").click()
+    expect(status).to_have_attribute("data-state", "running", timeout=WAIT_MS)
+    expect(dashboard.page.get_by_test_id("error")).to_be_hidden()
+    assert [] == dashboard.errors
+
+
+def test_markup_in_events_is_shown_as_text(browser: Browser, tmp_path: Path) -> None:
+    """A tenant and a payload holding an <img onerror> tag appear as text: no element is made, no script runs."""
+    chains = tmp_path / "chains"
+    chains.mkdir()
+    (chains / "hostile.yaml").write_text(textwrap.dedent(HOSTILE_CHAIN), encoding="utf-8")
+    hostile = Server(chains, "--interval", "200ms", "--initial", "2")
+    try:
+        dashboard = Dashboard(browser, hostile.url)
+        dashboard.wait_rows(2)
+        expect(dashboard.rows.first.locator("td").nth(4)).to_have_text(HOSTILE)
+        dashboard.rows.first.click()
+        expect(dashboard.page.get_by_test_id("detail-payload").first).to_contain_text(HOSTILE)
+        assert 0 == dashboard.page.locator("img").count()
+        assert dashboard.page.evaluate("window.__pwned") is None
+        dashboard.page.get_by_test_id("filter-tenant").fill(HOSTILE)
+        dashboard.page.get_by_test_id("filter-apply").click()
+        dashboard.wait_rows(2)
+        assert {HOSTILE} == set(dashboard.page.eval_on_selector_all(
+            "[data-testid=event-row]", "rows => rows.map(r => r.dataset.tenant)"))
+        assert 0 == dashboard.page.locator("img").count()
+        assert [] == dashboard.errors
+    finally:
+        hostile.stop()
+
+
+def test_the_page_looks_right(dashboard: Dashboard) -> None:
+    """A screenshot of a busy page with a chain opened, for a person to look at (/tmp/page.png)."""
+    dashboard.wait_rows(20)
+    dashboard.rows.nth(2).click()
+    expect(dashboard.page.get_by_test_id("detail-event").first).to_be_visible()
+    expect(dashboard.page.get_by_test_id("stat-chain").first).to_be_visible(timeout=WAIT_MS)
+    dashboard.page.screenshot(path="/tmp/page.png")
+    assert [] == dashboard.errors
