@@ -1,0 +1,288 @@
+"""The store's figures kept in memory: what `statistics()` answers without reading the table.
+
+Loaded once when a store opens (a few GROUP BY queries on indexes), then moved by each commit and each
+retention delete. Both backends turn a batch into table rows and figure changes here (`plan`), write the
+rows in one transaction, and only then `apply` the changes, so a failed commit changes no figure.
+
+    events per second   whole seconds of event time: the newest event's second and the 59 (299) before it
+    durations           end (the end_chain time) - start (the first event's time) of the last 1,000 finished
+                        instances of each chain, in the order they finished; percentiles by nearest rank
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ..envelope.fields import format_timestamp, parse_timestamp
+from .query import glob_match
+
+WINDOWS_S = (60, 300)
+DURATIONS_KEPT = 1_000
+RECENTLY_FINISHED = 100_000  # finished instances remembered, so a late or duplicate event is not a new chain
+IN_FLIGHT, FINISHED = "in_flight", "finished"
+
+# A stored event as the writer queues it: (seq, the envelope fields but payload, in FIELDS order, the line).
+StoredEvent = tuple[int, tuple[Any, ...], bytes]
+# The events table's row: seq, event_id, event_type, correlation_id, causation_id, tenant_id, namespace, ts (ms),
+# chain, step, line (without its newline).
+EventRow = tuple[int, str, str, str, "str | None", str, str, int, str, str, bytes]
+
+
+class ChainEnd(NamedTuple):
+    """A chain instance finished: its outcome and when (ms)."""
+
+    correlation_id: str
+    chain: str
+    outcome: str
+    at: int
+
+
+class Timestamps:
+    """RFC 3339 text to epoch ms, fast for the run's own form (2026-01-01T00:00:00.150Z): one cached second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._prefix = ""
+        self._second = 0
+
+    def ms(self, text: str) -> int:
+        if len(text) == 24 and text[19] == "." and text[23] == "Z":
+            prefix = text[:19]
+            if prefix != self._prefix:
+                moment = dt.datetime.fromisoformat(prefix).replace(tzinfo=dt.UTC)
+                self._second, self._prefix = int(moment.timestamp()), prefix
+            return self._second * 1000 + int(text[20:23])
+        return parse_timestamp(text)
+
+
+class Plan(NamedTuple):
+    """One batch, ready to write and then to count."""
+
+    rows: list[EventRow]
+    chains: list[list[Any]]  # upserts: correlation_id, chain, tenant_id, first_seq, start, end, count, status, outcome
+    ends: list[tuple[int, str, str]]  # updates of chains not in this batch: (end_ms, outcome, correlation_id)
+    by_type: dict[str, int]
+    by_tenant: dict[str, int]
+    seconds: dict[int, int]
+    new: list[tuple[str, str, int, bool]]  # correlation_id, chain, start, finished in this batch
+    finished: list[tuple[str, str, str, int]]  # correlation_id, chain, outcome, duration
+    newest: int | None
+    oldest: int | None
+
+
+class Aggregates:
+    """Figures of one store, thread-safe: the writer's thread moves them, any thread reads them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events = 0
+        self.chains = 0
+        self.by_type: collections.Counter[str] = collections.Counter()
+        self.by_tenant: collections.Counter[str] = collections.Counter()
+        self.by_chain: collections.Counter[str] = collections.Counter()  # instances
+        self.by_outcome: dict[str, collections.Counter[str]] = {}
+        self.open: dict[str, int] = {}  # in-flight instances: correlation_id -> start (ms)
+        self.recent: dict[str, None] = {}  # recently finished instances, oldest first
+        self.durations: dict[str, collections.deque[int]] = {}
+        self.seconds: collections.Counter[int] = collections.Counter()  # second of event time -> events
+        self.newest: int | None = None
+        self.oldest: int | None = None
+        self.types: set[str] = set()  # every event type seen (a superset: added before commit)
+        self.timestamps = Timestamps()
+
+    # ---- a batch
+    def plan(self, events: Sequence[StoredEvent], ends: Sequence[ChainEnd]) -> Plan:
+        """Rows and changes for one batch (nothing changes until `apply`); called by one thread at a time."""
+        ms = self.timestamps.ms
+        rows: list[EventRow] = []
+        chains: dict[str, list[Any]] = {}
+        by_type: dict[str, int] = {}
+        by_tenant: dict[str, int] = {}
+        seconds: dict[int, int] = {}
+        add = rows.append
+        for seq, f, line in events:
+            ts = ms(f[6])
+            cid = f[2]
+            add((seq, f[0], f[1], cid, f[3], f[4], f[5], ts, f[7], f[8], line[:-1]))
+            by_type[f[1]] = by_type.get(f[1], 0) + 1
+            by_tenant[f[4]] = by_tenant.get(f[4], 0) + 1
+            second = ts // 1000
+            seconds[second] = seconds.get(second, 0) + 1
+            row = chains.get(cid)
+            if row is None:
+                chains[cid] = [cid, f[7], f[4], seq, ts, ts, 1, IN_FLIGHT, None]
+            else:
+                row[6] += 1
+                if ts > row[5]:
+                    row[5] = ts
+                if ts < row[4]:
+                    row[4] = ts
+        new = [(cid, row[1], row[4], False) for cid, row in chains.items()
+               if cid not in self.open and cid not in self.recent]
+        fresh = {item[0]: item for item in new}
+        finished: list[tuple[str, str, str, int]] = []
+        updates: list[tuple[int, str, str]] = []
+        for end in ends:
+            cid = end.correlation_id
+            if cid in fresh:
+                start = fresh[cid][2]
+                fresh[cid] = (cid, fresh[cid][1], start, True)
+            elif cid in self.open:
+                start = self.open[cid]
+            else:
+                continue  # finished already, or its events are gone
+            row = chains.get(cid)
+            if row is not None:
+                row[5], row[7], row[8] = end.at, FINISHED, end.outcome
+            else:
+                updates.append((end.at, end.outcome, cid))
+            finished.append((cid, end.chain, end.outcome, end.at - start))
+        with self.lock:
+            self.types.update(by_type)
+        stamps = [row[7] for row in rows]
+        return Plan(rows, list(chains.values()), updates, by_type, by_tenant, seconds, list(fresh.values()), finished,
+                    max(stamps) if stamps else None, min(stamps) if stamps else None)
+
+    def apply(self, plan: Plan) -> None:
+        with self.lock:
+            self.events += len(plan.rows)
+            self.by_type.update(plan.by_type)
+            self.by_tenant.update(plan.by_tenant)
+            self.seconds.update(plan.seconds)
+            if plan.newest is not None:
+                self.newest = plan.newest if self.newest is None else max(self.newest, plan.newest)
+                self._prune_seconds()
+            if plan.oldest is not None:
+                self.oldest = plan.oldest if self.oldest is None else min(self.oldest, plan.oldest)
+            for cid, chain, start, _ in plan.new:
+                self.chains += 1
+                self.by_chain[chain] += 1
+                self.open[cid] = start
+            for cid, chain, outcome, duration in plan.finished:
+                self.open.pop(cid, None)
+                self.by_outcome.setdefault(chain, collections.Counter())[outcome] += 1
+                self._durations(chain).append(duration)
+                self._finished(cid)
+
+    def _durations(self, chain: str) -> collections.deque[int]:
+        kept = self.durations.get(chain)
+        if kept is None:
+            kept = self.durations[chain] = collections.deque(maxlen=DURATIONS_KEPT)
+        return kept
+
+    def _finished(self, cid: str) -> None:
+        recent = self.recent
+        recent[cid] = None
+        if len(recent) > RECENTLY_FINISHED:
+            del recent[next(iter(recent))]
+
+    def _prune_seconds(self) -> None:
+        assert self.newest is not None
+        first = self.newest // 1000 - max(WINDOWS_S) + 1
+        if len(self.seconds) > 2 * max(WINDOWS_S):
+            for second in [s for s in self.seconds if s < first]:
+                del self.seconds[second]
+
+    # ---- loading and retention
+    def load(self, events: int, by_type: Iterable[tuple[str, int]], by_tenant: Iterable[tuple[str, int]],
+             by_chain: Iterable[tuple[str, int]], by_outcome: Iterable[tuple[str, str, int]],
+             open_chains: Iterable[tuple[str, int]], durations: Iterable[tuple[str, int]],
+             seconds: Iterable[tuple[int, int]], oldest: int | None, newest: int | None) -> None:
+        """The figures of a store as its tables have them (durations oldest first)."""
+        with self.lock:
+            self.events = events
+            self.by_type = collections.Counter(dict(by_type))
+            self.types = set(self.by_type)
+            self.by_tenant = collections.Counter(dict(by_tenant))
+            self.by_chain = collections.Counter(dict(by_chain))
+            self.chains = sum(self.by_chain.values())
+            self.by_outcome = {}
+            for chain, outcome, count in by_outcome:
+                self.by_outcome.setdefault(chain, collections.Counter())[outcome] = count
+            self.open = dict(open_chains)
+            self.durations = {}
+            for chain, duration in durations:
+                self._durations(chain).append(duration)
+            self.seconds = collections.Counter(dict(seconds))
+            self.oldest, self.newest = oldest, newest
+
+    def remove_events(self, removed: Sequence[tuple[str, str, int]], oldest: int | None, newest: int | None) -> None:
+        """Events deleted by retention: (event_type, tenant_id, ts) each; oldest/newest as the table has them now."""
+        with self.lock:
+            self.events -= len(removed)
+            for event_type, tenant, ts in removed:
+                _down(self.by_type, event_type)
+                _down(self.by_tenant, tenant)
+                second = ts // 1000
+                if second in self.seconds:
+                    _down(self.seconds, second)
+            self.oldest, self.newest = oldest, newest
+
+    def remove_chains(self, removed: Sequence[tuple[str, str, str, str | None]]) -> None:
+        """Chain instances deleted with their last event: (correlation_id, chain, status, outcome) each."""
+        with self.lock:
+            for cid, chain, status, outcome in removed:
+                self.chains -= 1
+                _down(self.by_chain, chain)
+                self.open.pop(cid, None)
+                if status == FINISHED and outcome is not None and chain in self.by_outcome:
+                    _down(self.by_outcome[chain], outcome)
+                    if not self.by_outcome[chain]:
+                        del self.by_outcome[chain]
+
+    # ---- the answer
+    def types_matching(self, pattern: str) -> tuple[list[str], int, int]:
+        """The event types a glob matches (sorted), how many stored events have them, how many events in all."""
+        with self.lock:
+            types = sorted(t for t in self.types if glob_match(pattern, t))
+            return types, sum(self.by_type.get(t, 0) for t in types), self.events
+
+    def statistics(self) -> dict[str, Any]:
+        with self.lock:
+            newest, oldest = self.newest, self.oldest
+            rates = {}
+            for window in WINDOWS_S:
+                if newest is None:
+                    rates[f"{window}s"] = 0.0
+                    continue
+                first = newest // 1000 - window + 1
+                rates[f"{window}s"] = sum(n for s, n in self.seconds.items() if s >= first) / window
+            durations = {chain: _percentiles(list(kept)) for chain, kept in sorted(self.durations.items()) if kept}
+            return {
+                "events": self.events,
+                "chains": self.chains,
+                "in_flight": len(self.open),
+                "by_event_type": dict(sorted(self.by_type.items())),
+                "by_chain": dict(sorted(self.by_chain.items())),
+                "by_outcome": {chain: dict(sorted(c.items())) for chain, c in sorted(self.by_outcome.items())},
+                "by_tenant": dict(sorted(self.by_tenant.items())),
+                "events_per_second": rates,
+                "durations_ms": durations,
+                "since": None if oldest is None else format_timestamp(oldest),
+                "newest": None if newest is None else format_timestamp(newest),
+            }
+
+
+def _down(counter: collections.Counter[Any], key: Any, by: int = 1) -> None:
+    left = counter.get(key, 0) - by
+    if left > 0:
+        counter[key] = left
+    else:
+        counter.pop(key, None)
+
+
+def percentile(ordered: Sequence[int], p: float) -> int:
+    """Nearest rank: the smallest value with at least p% of the values at or below it."""
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    values.sort()
+    return {"count": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
+            "p99": percentile(values, 99)}
