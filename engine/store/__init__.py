@@ -15,7 +15,8 @@ The `Store` protocol (SQLiteStore in sqlite.py, PostgresStore in postgres.py):
     commit(events, ends)           one batch in one transaction: StoredEvent tuples (seq, envelope fields, line)
                                    and ChainEnd(correlation_id, chain, outcome, at) (the writer calls this)
     events(EventQuery) -> Page     items: each event's JSON text (bytes), the run's line without its newline
-    events_after(seq, query=None, limit=1000) -> [(seq, line)]   ascending, past seq (a stream's backlog)
+    events_after(seq, query=None, limit=1000) -> [(seq, text)]   ascending, past seq (a stream's backlog): the
+                                   same JSON texts as str, for WebSocket text messages
     seq_of(event_id) -> int|None   the seq of an event (the first, if a duplicate fault delivered it twice)
     last_seq() -> int              the highest seq written (0 for a new store)
     chain(correlation_id) -> dict|None
@@ -40,15 +41,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import RunError, UsageError
-
-
-class StoreError(RunError):
-    """The store cannot be opened (not a chainsim store, corrupt, unreachable) or cannot write or read."""
-
-
-from .aggregates import ChainEnd, StoredEvent  # noqa: E402  (StoreError first: the backends import it)
-from .query import (  # noqa: E402
+from ..errors import StoreError, UsageError
+from .aggregates import ChainEnd, StoredEvent
+from .query import (
     ChainQuery,
     Cursor,
     EventQuery,
@@ -70,7 +65,7 @@ class Store(Protocol):
     def events(self, query: EventQuery) -> Page: ...
 
     def events_after(self, seq: int, query: EventQuery | None = None,
-                     limit: int = 1000) -> list[tuple[int, bytes]]: ...
+                     limit: int = 1000) -> list[tuple[int, str]]: ...
 
     def seq_of(self, event_id: str) -> int | None: ...
 

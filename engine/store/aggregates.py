@@ -6,7 +6,8 @@ rows in one transaction, and only then `apply` the changes, so a failed commit c
 
     events per second   whole seconds of event time: the newest event's second and the 59 (299) before it
     durations           end (the end_chain time) - start (the first event's time) of the last 1,000 finished
-                        instances of each chain, in the order they finished; percentiles by nearest rank
+                        instances of each chain still stored, in the order they finished (after a reopen: in
+                        the order they started); percentiles by nearest rank
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class Aggregates:
         self.by_outcome: dict[str, collections.Counter[str]] = {}
         self.open: dict[str, int] = {}  # in-flight instances: correlation_id -> start (ms)
         self.recent: dict[str, None] = {}  # recently finished instances, oldest first
-        self.durations: dict[str, collections.deque[int]] = {}
+        self.durations: dict[str, collections.deque[tuple[str, int]]] = {}  # chain -> (correlation_id, ms)
         self.seconds: collections.Counter[int] = collections.Counter()  # second of event time -> events
         self.newest: int | None = None
         self.oldest: int | None = None
@@ -167,10 +168,10 @@ class Aggregates:
             for cid, chain, outcome, duration in plan.finished:
                 self.open.pop(cid, None)
                 self.by_outcome.setdefault(chain, collections.Counter())[outcome] += 1
-                self._durations(chain).append(duration)
+                self._durations(chain).append((cid, duration))
                 self._finished(cid)
 
-    def _durations(self, chain: str) -> collections.deque[int]:
+    def _durations(self, chain: str) -> collections.deque[tuple[str, int]]:
         kept = self.durations.get(chain)
         if kept is None:
             kept = self.durations[chain] = collections.deque(maxlen=DURATIONS_KEPT)
@@ -192,7 +193,7 @@ class Aggregates:
     # ---- loading and retention
     def load(self, events: int, by_type: Iterable[tuple[str, int]], by_tenant: Iterable[tuple[str, int]],
              by_chain: Iterable[tuple[str, int]], by_outcome: Iterable[tuple[str, str, int]],
-             open_chains: Iterable[tuple[str, int]], durations: Iterable[tuple[str, int]],
+             open_chains: Iterable[tuple[str, int]], durations: Iterable[tuple[str, str, int]],
              seconds: Iterable[tuple[int, int]], oldest: int | None, newest: int | None) -> None:
         """The figures of a store as its tables have them (durations oldest first)."""
         with self.lock:
@@ -207,8 +208,8 @@ class Aggregates:
                 self.by_outcome.setdefault(chain, collections.Counter())[outcome] = count
             self.open = dict(open_chains)
             self.durations = {}
-            for chain, duration in durations:
-                self._durations(chain).append(duration)
+            for chain, cid, duration in durations:
+                self._durations(chain).append((cid, duration))
             self.seconds = collections.Counter(dict(seconds))
             self.oldest, self.newest = oldest, newest
 
@@ -227,6 +228,11 @@ class Aggregates:
     def remove_chains(self, removed: Sequence[tuple[str, str, str, str | None]]) -> None:
         """Chain instances deleted with their last event: (correlation_id, chain, status, outcome) each."""
         with self.lock:
+            gone = {item[0] for item in removed if item[2] == FINISHED}
+            for chain, kept in list(self.durations.items()):
+                if any(cid in gone for cid, _ in kept):
+                    self.durations[chain] = collections.deque(
+                        [(cid, ms) for cid, ms in kept if cid not in gone], maxlen=DURATIONS_KEPT)
             for cid, chain, status, outcome in removed:
                 self.chains -= 1
                 _down(self.by_chain, chain)
@@ -253,7 +259,8 @@ class Aggregates:
                     continue
                 first = newest // 1000 - window + 1
                 rates[f"{window}s"] = sum(n for s, n in self.seconds.items() if s >= first) / window
-            durations = {chain: _percentiles(list(kept)) for chain, kept in sorted(self.durations.items()) if kept}
+            durations = {chain: _percentiles([ms for _, ms in kept])
+                         for chain, kept in sorted(self.durations.items()) if kept}
             return {
                 "events": self.events,
                 "chains": self.chains,

@@ -114,6 +114,8 @@ def decode_cursor(text: str, kind: str = "events") -> Cursor:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValueError("not a cursor: use the next_cursor of a page as it was given") from None
+    if base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=") != text:  # the same bytes, other spare bits
+        raise ValueError("not a cursor: use the next_cursor of a page as it was given")
     parts = raw.split(":")
     if len(parts) != 4 or not parts[2].isdigit() or len(parts[2]) > 19 or not re.fullmatch(r"[0-9a-f]{8}", parts[3]):
         raise ValueError("not a cursor: use the next_cursor of a page as it was given")
@@ -136,7 +138,7 @@ def is_glob(pattern: str) -> bool:
 
 def glob_regex(pattern: str) -> str:
     """A POSIX/Python regular expression (anchored) matching what SQLite's GLOB matches: `*`, `?`, `[...]`
-    with `^` for negation and ranges; an unclosed `[` is a plain character."""
+    with `^` for negation and ranges; an unclosed `[` matches nothing (as in SQLite)."""
     out = ["^"]
     i, n = 0, len(pattern)
     while i < n:
@@ -153,8 +155,8 @@ def glob_regex(pattern: str) -> str:
                 end += 1
             while end < n and pattern[end] != "]":
                 end += 1
-            if end >= n:
-                out.append(re.escape(char))
+            if end >= n:  # SQLite: an unclosed [ matches nothing
+                out.append("(?!)")
             else:
                 inner = pattern[i + 1:end]
                 negate = inner.startswith("^")

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from ..envelope.fields import format_timestamp
-from . import StoreError
+from ..errors import StoreError
 from .aggregates import FINISHED, IN_FLIGHT, Aggregates, ChainEnd, StoredEvent
 from .query import ChainQuery, EventQuery, Page, causal_order, encode_cursor, is_glob
 
@@ -215,11 +215,12 @@ class SQLiteStore:
             seconds = conn.execute("SELECT (ts - ((ts % 1000) + 1000) % 1000) / 1000 AS s, count(*) FROM events "
                                    "WHERE ts >= ? GROUP BY s", (first,)).fetchall()
         by_chain = conn.execute("SELECT chain, count(*) FROM chains GROUP BY chain").fetchall()
-        durations: list[tuple[str, int]] = []
+        durations: list[tuple[str, str, int]] = []
         for chain, _ in by_chain:
-            kept = conn.execute("SELECT end_ms - start_ms FROM chains INDEXED BY chains_chain WHERE chain = ? AND "
-                                "status = 'finished' ORDER BY first_seq DESC LIMIT 1000", (chain,)).fetchall()
-            durations.extend((chain, row[0]) for row in reversed(kept))
+            kept = conn.execute("SELECT correlation_id, end_ms - start_ms FROM chains INDEXED BY chains_chain "
+                                "WHERE chain = ? AND status = 'finished' ORDER BY first_seq DESC LIMIT 1000",
+                                (chain,)).fetchall()
+            durations.extend((chain, cid, ms) for cid, ms in reversed(kept))
         self.aggregates.load(
             events=one("SELECT count(*) FROM events"),
             by_type=conn.execute("SELECT event_type, count(*) FROM events GROUP BY event_type").fetchall(),
@@ -305,8 +306,8 @@ class SQLiteStore:
         more = len(rows) > query.limit
         return Page(items, encode_cursor(rows[query.limit - 1][0], query.order, "events") if more else None)
 
-    def events_after(self, seq: int, query: EventQuery | None = None, limit: int = 1000) -> list[tuple[int, bytes]]:
-        return [(int(s), line) for s, line in self._select_events(query or EventQuery(), seq, "asc", limit)]
+    def events_after(self, seq: int, query: EventQuery | None = None, limit: int = 1000) -> list[tuple[int, str]]:
+        return [(s, line.decode()) for s, line in self._select_events(query or EventQuery(), seq, "asc", limit)]
 
     def _select_events(self, query: EventQuery, after: int | None, order: str, limit: int) -> list[Any]:
         where, params = _event_filters(query, self.aggregates)

@@ -19,8 +19,9 @@ import threading
 from typing import Any
 
 from ..envelope.fields import FIELDS
+from ..errors import StoreError
 from ..sinks import SinkBase
-from . import Store, StoreError
+from . import Store
 from .aggregates import ChainEnd
 
 DEFAULT_BATCH_ROWS = 10_000
