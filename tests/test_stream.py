@@ -34,7 +34,9 @@ from engine.run.simulation import Simulation
 from engine.server.hub import Hub
 from engine.server.stream import StreamEndpoint
 from engine.sinks import SinkBase
-from engine.store.query import EventQuery, encode_cursor
+from engine.store import Store, open_store
+from engine.store.query import encode_cursor
+from engine.store.writer import StoreWriter
 
 PATH = "/api/event-bus/stream"
 CHAINS = Path(__file__).resolve().parent.parent / "chains"
@@ -66,52 +68,33 @@ def expected_lines(catalog: Catalog, count: int, seed: int = 3) -> list[str]:
     return [line[:-1].decode() for line in sink.lines]
 
 
-class StubStore:
-    """The part of engine/store the stream reads, over real events in memory: events are committed when the
-    run flushes (as the store's writer commits a batch), so the store lags behind the hub as the real one does."""
-
-    def __init__(self) -> None:
-        self.committed: list[tuple[int, dict[str, Any], str]] = []
-        self.pending: list[tuple[int, dict[str, Any], str]] = []
-        self.lock = threading.Lock()
-
-    def add(self, seq: int, line: bytes) -> None:
-        self.pending.append((seq, orjson.loads(line), line[:-1].decode()))
-
-    def commit(self) -> None:
-        with self.lock:
-            self.committed.extend(self.pending)
-            self.pending = []
-
-    def events_after(self, seq: int, query: EventQuery, limit: int) -> list[tuple[int, str]]:
-        with self.lock:
-            rows = [(s, text) for s, event, text in self.committed if s > seq and query.matches(event, 0)]
-        return rows[:limit]
-
-    def seq_of(self, event_id: str) -> int | None:
-        with self.lock:
-            return next((s for s, event, _ in self.committed if event["event_id"] == event_id), None)
-
-    def last_seq(self) -> int:
-        with self.lock:
-            return self.committed[-1][0] if self.committed else 0
-
-
 class Publish(SinkBase):
-    """The server's sink: each event gets the next seq, goes to the store (if any) and to the hub."""
+    """The server's sink: each event gets its seq from the store's writer (or the next number without one) and
+    goes to the hub."""
 
-    def __init__(self, hub: Hub, store: StubStore | None, first_seq: int = 1) -> None:
-        self.hub, self.store, self.seq = hub, store, first_seq - 1
+    def __init__(self, hub: Hub, writer: StoreWriter | None, first_seq: int = 1) -> None:
+        self.hub, self.writer, self.seq = hub, writer, first_seq - 1
 
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        self.seq += 1
-        if self.store is not None:
-            self.store.add(self.seq, line)
+        if self.writer is not None:
+            self.seq = self.writer.assign(event, line)
+        else:
+            self.seq += 1
         self.hub.publish(self.seq, event, line)
 
-    def flush(self) -> None:
-        if self.store is not None:
-            self.store.commit()
+    def flush_until(self, at: int) -> None:
+        if self.writer is not None:
+            self.writer.flush_until(at)  # wakes its commit thread; the run never waits for a commit
+
+
+@pytest.fixture
+def store() -> Iterator[tuple[Store, StoreWriter]]:
+    """The real store, in memory, and its writer committing in batches on a thread of its own."""
+    opened = open_store("memory")
+    writer = StoreWriter(opened)
+    yield opened, writer
+    writer.close()
+    opened.close()
 
 
 class HubServer(uvicorn.Server):
@@ -130,9 +113,11 @@ class Served:
     """A real uvicorn server in a thread of its own, serving the stream of `hub`; `generate` runs the catalog
     on the server's event loop, publishing to the hub."""
 
-    def __init__(self, hub: Hub, store: StubStore | None = None, send_buffer: int | None = None,
+    def __init__(self, hub: Hub, store: tuple[Store, StoreWriter] | None = None, send_buffer: int | None = None,
                  **config: Any) -> None:
-        self.hub, self.store, self.seq = hub, store, 1
+        self.hub, self.seq = hub, 1
+        self.store: Store | None = store[0] if store is not None else None
+        self.writer: StoreWriter | None = store[1] if store is not None else None
         self.loop: asyncio.AbstractEventLoop | None = None
         ready = threading.Event()
 
@@ -142,7 +127,7 @@ class Served:
             ready.set()
             yield
 
-        app = Starlette(routes=[WebSocketRoute(PATH, StreamEndpoint(hub, store))], lifespan=lifespan)
+        app = Starlette(routes=[WebSocketRoute(PATH, StreamEndpoint(hub, self.store))], lifespan=lifespan)
         self.socket = socket.socket()
         if send_buffer is not None:  # accepted connections inherit it: a client that reads nothing fills it soon
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
@@ -164,7 +149,7 @@ class Served:
 
     async def generate(self, catalog: Catalog, run: RunOptions) -> None:
         """Run the catalog on the server's loop (the wall clock) and wait for the end of the run."""
-        sink = Publish(self.hub, self.store, self.seq)
+        sink = Publish(self.hub, self.writer, self.seq)
         assert self.loop is not None
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(Simulation(catalog, run, sink).run_async(),
                                                                    self.loop))
@@ -180,7 +165,7 @@ class Served:
 def serve() -> Iterator[Any]:
     started: list[Served] = []
 
-    def start(hub: Hub, store: StubStore | None = None, **config: Any) -> Served:
+    def start(hub: Hub, store: tuple[Store, StoreWriter] | None = None, **config: Any) -> Served:
         started.append(Served(hub, store, **config))
         return started[-1]
 
@@ -364,9 +349,10 @@ def test_filters_event_type_glob_chain_and_tenant(catalog: Catalog, serve: Any) 
     assert wanted == run(main())
 
 
-def test_a_bad_filter_is_refused_with_400_and_the_parameter(serve: Any) -> None:
-    """An unknown parameter, or a since that is no cursor, is a 400 before the handshake, naming the parameter."""
-    served = serve(Hub(), StubStore())
+def test_a_bad_filter_is_refused_with_400_and_the_parameter(serve: Any, store: tuple[Store, StoreWriter]) -> None:
+    """An unknown parameter, a value too long, a since that is no cursor or no stored event's id: a 400 before
+    the handshake, naming the parameter."""
+    served = serve(Hub(), store)
 
     async def refused(query: str) -> dict[str, Any]:
         with pytest.raises(InvalidStatus) as caught:
@@ -382,17 +368,19 @@ def test_a_bad_filter_is_refused_with_400_and_the_parameter(serve: Any) -> None:
 
 
 @pytest.mark.parametrize("position", ["event_id", "cursor"])
-def test_since_then_live_without_gap_or_repeat(catalog: Catalog, serve: Any, position: str) -> None:
+def test_since_then_live_without_gap_or_repeat(catalog: Catalog, serve: Any, store: tuple[Store, StoreWriter],
+                                               position: str) -> None:
     """A client asking for the events since one of a first run (by event_id, or by a cursor of its seq) gets
-    the stored ones after it, then those of a second run that is already publishing, each once, in order."""
+    the stored ones after it (the real store, in memory), then those of a second run that is already
+    publishing, each once, in order; the hub's ring is small, so the store really is read."""
     first, both = expected_lines(catalog, 60), expected_lines(catalog, 60) + expected_lines(catalog, 60, seed=4)
-    store = StubStore()
     served = serve(Hub(ring=30), store)
     k = 10  # the client has seen the first run's events up to this one (seq k + 1)
     since = orjson.loads(first[k])["event_id"] if position == "event_id" else encode_cursor(k + 1, "asc")
 
     async def main() -> list[str]:
         await served.generate(catalog, options(60))
+        await asyncio.to_thread(store[1].flush)  # the first run is stored (else since= would not know its ids)
         live = asyncio.create_task(served.generate(catalog, options(60, seed=4)))
         client = await connect(served.url(f"since={since}"))
         got = await receive(client, len(both) - k - 1)
