@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import attrs
 
+from ..envelope.fields import format_timestamp
+
 Order = Literal["desc", "asc"]
 Status = Literal["in_flight", "finished"]
 ORDERS = ("desc", "asc")
@@ -208,3 +210,11 @@ def causal_order(events: Sequence[tuple[int, str, str | None, Any]]) -> list[Any
     for left in sorted(pair for pairs in children.values() for pair in pairs):  # a cycle of causes
         out.append(events[left[1]][3])
     return out
+
+
+def chain_summary(row: Sequence[Any]) -> dict[str, Any]:
+    """A chains row as the API gives it. While in flight, `end` is its latest event's time so far."""
+    cid, chain, tenant, first_seq, start, end, count, status, outcome = row
+    return {"correlation_id": str(cid), "chain": chain, "tenant_id": tenant, "status": status,
+            "outcome": outcome if status == "finished" else None, "start": format_timestamp(int(start)),
+            "end": format_timestamp(int(end)), "duration_ms": int(end) - int(start), "event_count": int(count)}

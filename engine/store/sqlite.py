@@ -28,10 +28,9 @@ from typing import Any
 
 import orjson
 
-from ..envelope.fields import format_timestamp
 from ..errors import StoreError
 from .aggregates import FINISHED, IN_FLIGHT, Aggregates, ChainEnd, StoredEvent
-from .query import ChainQuery, EventQuery, Page, causal_order, encode_cursor, is_glob
+from .query import ChainQuery, EventQuery, Page, causal_order, chain_summary, encode_cursor, is_glob
 
 LAYOUT = 1
 APPLICATION_ID = 0x63736D31  # "csm1"
@@ -411,14 +410,6 @@ def _glob_filter(pattern: str, aggregates: Aggregates) -> tuple[str, list[Any]]:
     if matching * RARE > total:
         return "+event_type GLOB ?", [pattern]
     return f"event_type IN ({', '.join('?' * len(types))})", types
-
-
-def chain_summary(row: Sequence[Any]) -> dict[str, Any]:
-    """A chains row as the API gives it. While in flight, `end` is its latest event's time so far."""
-    cid, chain, tenant, first_seq, start, end, count, status, outcome = row
-    return {"correlation_id": str(cid), "chain": chain, "tenant_id": tenant, "status": status,
-            "outcome": outcome if status == FINISHED else None, "start": format_timestamp(int(start)),
-            "end": format_timestamp(int(end)), "duration_ms": int(end) - int(start), "event_count": int(count)}
 
 
 __all__ = ["SQLiteStore", "IN_FLIGHT", "FINISHED", "LAYOUT", "APPLICATION_ID"]
