@@ -94,7 +94,8 @@ def test_chain_detail_chains_and_statistics_on_postgresql(postgres: str, table: 
     assert store.chain("00000000-0000-4000-8000-000000000000") is None
     assert store.chain("nope") is None
     firsts = list(dict.fromkeys(event["correlation_id"] for event in events_of(items)))
-    found, after = [], None
+    found: list[str] = []
+    after = None
     while True:
         page = store.chains(ChainQuery(limit=13, order="asc", after=after))
         found.extend(item["correlation_id"] for item in page.items)
