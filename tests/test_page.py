@@ -178,8 +178,9 @@ def test_pause_holds_new_rows_and_resume_shows_them(dashboard: Dashboard) -> Non
 
 def test_clicking_a_row_shows_its_chain_in_causal_order(dashboard: Dashboard, server: Server) -> None:
     """A finished agent_execution row opens its chain: name, status, outcome and the four steps in causal order."""
-    row = dashboard.page.locator("[data-event-type='omninode.agent.execution.completed.v1']").first
-    row.wait_for(timeout=WAIT_MS)
+    newest = dashboard.page.locator("[data-event-type='omninode.agent.execution.completed.v1']").first
+    newest.wait_for(timeout=WAIT_MS)
+    row = dashboard.page.locator(f"[data-event-id='{newest.get_attribute('data-event-id')}']")  # not a later one
     correlation_id = row.get_attribute("data-correlation-id")
     row.click()
     detail = dashboard.page.get_by_test_id("chain-detail")

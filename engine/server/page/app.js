@@ -101,27 +101,58 @@ function connect() {
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   url.search = query(state.lastEventId ? { since: state.lastEventId } : {}).toString();
   const socket = new WebSocket(url);
+  let opened = false;
   state.socket = socket;
   socket.onopen = () => {
     if (generation !== state.generation) return;
+    opened = true;
     state.retry = 0;
     setConnection("connected");
   };
   socket.onmessage = (message) => {
     if (generation === state.generation) receive(JSON.parse(message.data));
   };
-  socket.onclose = (close) => {
+  socket.onclose = async (close) => {
     if (generation !== state.generation) return;
     state.socket = null;
-    if (close.code === 1008 || close.code === 1003 || (close.code >= 4400 && close.code < 4500)) {
+    const refusal = close.code === 1008 ? refused(close.reason) : null;
+    if (refusal && refusal.parameter !== "since") {
       setConnection("disconnected");  // the server refused these filters: retrying would not help
-      showError(close.reason || `the stream was refused (code ${close.code})`);
+      showError(refusal.message);
       return;
     }
-    const delay = Math.min(5000, 250 * 2 ** state.retry++);
-    setConnection("reconnecting", close.reason || `in ${(delay / 1000).toFixed(1)} s`);
+    // A server that answers but will not resume after our last event (restarted on another store): go live.
+    if (state.lastEventId && (refusal || (!opened && await serverUp()))) {
+      if (generation !== state.generation) return;
+      state.lastEventId = null;
+      note("could not resume after the last event received: live events from now on");
+    }
+    const delay = refusal ? 0 : Math.min(5000, 250 * 2 ** state.retry++);
+    const why = close.reason && !refusal ? close.reason : `in ${(delay / 1000).toFixed(1)} s`;
+    setConnection("reconnecting", why);
     state.retryTimer = setTimeout(connect, delay);
   };
+}
+
+// The error of a 1008 close: its reason is the start of the API's JSON error body (cut at 120 bytes), or text.
+function refused(reason) {
+  const parameter = /"parameter":\s*"([^"]*)"/.exec(reason || "");
+  const message = /"message":\s*"((?:[^"\\]|\\.)*)/.exec(reason || "");
+  if (!parameter) return { parameter: null, message: reason || "the server refused the stream" };
+  return { parameter: parameter[1], message: `${parameter[1]}: ${message ? message[1] : reason}` };
+}
+
+async function serverUp() {
+  try {
+    return (await fetch(new URL("healthz", API))).ok;
+  } catch {
+    return false;
+  }
+}
+
+function note(text) {
+  state.pending.push({ note: text });
+  schedule();
 }
 
 function disconnect() {
@@ -155,9 +186,9 @@ async function start() {
 function receive(message) {
   if (message && typeof message === "object" && "control" in message) {
     if (message.control === "dropped") {
-      state.dropped += Number(message.count) || 0;
-      state.pending.push({ dropped: Number(message.count) || 0 });
-      schedule();
+      const count = Number(message.count) || 0;
+      state.dropped += count;
+      note(`${number(count)} events dropped (too slow)`);
     }
     return;
   }
@@ -192,10 +223,7 @@ function flush() {
 }
 
 function row(event) {
-  if ("dropped" in event) {
-    return el("tr", { class: "dropped", "data-testid": "dropped-row" },
-      el("td", { colspan: 6 }, `${event.dropped} events dropped (too slow)`));
-  }
+  if ("note" in event) return el("tr", { class: "note", "data-testid": "note-row" }, el("td", { colspan: 6 }, event.note));
   const tr = el("tr", {
     "data-testid": "event-row", "data-event-id": event.event_id, "data-correlation-id": event.correlation_id,
     "data-chain": event.chain, "data-event-type": event.event_type, "data-tenant": event.tenant_id, tabindex: 0,
@@ -258,15 +286,17 @@ async function loadCatalog() {
   }
 }
 
+// Both spellings of the figures: the API contract's (total_events, p50_ms, ...) and the store's own (events, p50).
 function renderStatistics(stats) {
-  setText("stat-total-events", number(stats.total_events));
-  setText("stat-total-chains", number(stats.total_chains));
-  setText("stat-in-flight", number(stats.chains_in_flight));
   const eps = stats.events_per_second || {};
-  setText("stat-eps-1m", rate(eps.last_minute));
-  setText("stat-eps-5m", rate(eps.last_5_minutes));
+  setText("stat-total-events", number(stats.total_events ?? stats.events));
+  setText("stat-total-chains", number(stats.total_chains ?? stats.chains));
+  setText("stat-in-flight", number(stats.chains_in_flight ?? stats.in_flight));
+  setText("stat-eps-1m", rate(eps.last_minute ?? eps["60s"]));
+  setText("stat-eps-5m", rate(eps.last_5_minutes ?? eps["300s"]));
   setText("stat-since", stats.since);
-  const byChain = stats.by_chain || {}, outcomes = stats.by_outcome || {}, durations = stats.durations || {};
+  const byChain = stats.by_chain || {}, outcomes = stats.by_outcome || {};
+  const durations = stats.durations || stats.durations_ms || {};
   const names = [...new Set([...Object.keys(byChain), ...Object.keys(outcomes), ...Object.keys(durations)])].sort();
   $("stat-chains").replaceChildren(...names.map((name) => {
     const d = durations[name] || {};
@@ -275,8 +305,8 @@ function renderStatistics(stats) {
     return el("tr", { "data-testid": "stat-chain", "data-chain": name },
       el("td", {}, name, el("div", { class: "mix", "data-testid": "stat-outcomes" }, mix)),
       el("td", { class: "num" }, number(byChain[name])),
-      el("td", { class: "num" }, millis(d.p50_ms)), el("td", { class: "num" }, millis(d.p95_ms)),
-      el("td", { class: "num" }, millis(d.p99_ms)));
+      el("td", { class: "num" }, millis(d.p50_ms ?? d.p50)), el("td", { class: "num" }, millis(d.p95_ms ?? d.p95)),
+      el("td", { class: "num" }, millis(d.p99_ms ?? d.p99)));
   }));
 }
 
