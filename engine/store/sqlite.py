@@ -1,7 +1,7 @@
 """The SQLite store: events and chain instances in one file (or in memory), WAL, one writer, many readers.
 
     events(seq INTEGER PRIMARY KEY, event_id, event_type, correlation_id, causation_id, tenant_id, namespace,
-           ts (ms), chain, step, line)       line: the run's JSON line without its newline, served as it is
+           ts (ms), chain, step, line)       line: the run's JSON line as written (served without its newline)
     chains(correlation_id PRIMARY KEY, chain, tenant_id, first_seq, start_ms, end_ms, event_count, status, outcome)
     meta(key PRIMARY KEY, value)             last_seq: the highest seq ever written (retention cannot lower it)
 
@@ -301,12 +301,12 @@ class SQLiteStore:
 
     def events(self, query: EventQuery) -> Page:
         rows = self._select_events(query, query.after, query.order, query.limit + 1)
-        items = [row[1] for row in rows[:query.limit]]
+        items = [row[1][:-1] for row in rows[:query.limit]]
         more = len(rows) > query.limit
         return Page(items, encode_cursor(rows[query.limit - 1][0], query.order, "events") if more else None)
 
     def events_after(self, seq: int, query: EventQuery | None = None, limit: int = 1000) -> list[tuple[int, str]]:
-        return [(s, line.decode()) for s, line in self._select_events(query or EventQuery(), seq, "asc", limit)]
+        return [(s, line[:-1].decode()) for s, line in self._select_events(query or EventQuery(), seq, "asc", limit)]
 
     def _select_events(self, query: EventQuery, after: int | None, order: str, limit: int) -> list[Any]:
         where, params = _event_filters(query, self.aggregates)
