@@ -626,3 +626,41 @@ def test_the_cli_runs_into_an_sqlite_file(tmp_path: Path) -> None:
     assert (tmp_path / "run.jsonl").read_text().splitlines() == [
         line for _, line in store.events_after(0, limit=10**6)]
     assert store.statistics()["in_flight"] < store.statistics()["chains"]  # the run's chain ends are stored
+
+
+def test_a_corrupt_store_is_a_store_error(tmp_path: Path) -> None:
+    """A store whose pages were overwritten: StoreError saying it is corrupt, not a traceback."""
+    path = tmp_path / "events.db"
+    stored(path, catalog_items(300)).close()
+    data = bytearray(path.read_bytes())
+    data[4096:] = os.urandom(len(data) - 4096)  # every page but the first (the header and the schema)
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(StoreError, match=f"store {str(path)!r} is corrupt"):
+        SQLiteStore(path)
+
+
+def test_a_writer_ahead_of_its_commits_waits_and_loses_nothing(tmp_path: Path) -> None:
+    """With max_pending small, write waits for the commit thread; every event is stored, in order."""
+    items = catalog_items(200)
+    store = SQLiteStore(tmp_path / "events.db")
+    writer = StoreWriter(store, batch_rows=10, max_pending=20)
+    feed(writer, items)
+    writer.close()
+
+    assert [NATIVE.encode(e)[:-1].decode() for e in events_of(items)] == [
+        line for _, line in store.events_after(0, limit=10**6)]
+
+
+def test_chain_queries_use_the_indexes(store: SQLiteStore) -> None:
+    """chain(id) reads its rows through the correlation_id indexes; chains() pages through first_seq indexes."""
+    with store._reading() as conn:
+        detail = [row[3] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT seq, event_id, causation_id, line FROM events WHERE correlation_id = ? "
+            "ORDER BY seq", ("x",))]
+        by_status = [row[3] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM chains WHERE status = ? AND first_seq < ? ORDER BY first_seq DESC "
+            "LIMIT 101", ("in_flight", 10))]
+
+    assert ["SEARCH events USING INDEX events_correlation_id (correlation_id=?)"] == detail
+    assert ["SEARCH chains USING INDEX chains_status (status=? AND first_seq<?)"] == by_status
