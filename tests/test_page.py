@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
@@ -44,18 +45,24 @@ steps:
 """
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Server:
     """A `python -m engine serve` subprocess on a free loopback port, ready once /api/event-bus/healthz answers."""
 
-    def __init__(self, chains: Path, *flags: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+    def __init__(self, chains: Path, *flags: str, port: int | None = None, store: str = "memory",
+                 seed: int = 1) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.output = ""
         command = [sys.executable, "-m", "engine", "serve", "--chains", str(chains), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--store", "memory", "--seed", "1", *flags]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                   "--port", str(self.port), "--store", store, "--seed", str(seed), *flags]
+        self.log = tempfile.TemporaryFile()  # not a pipe: a server that logs much must never block on it
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not self._healthy():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -82,7 +89,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.output = self.process.stdout.read().decode(errors="replace") if self.process.stdout else ""
+        if not self.log.closed:
+            self.log.seek(0)
+            self.output = self.log.read().decode(errors="replace")
+            self.log.close()
 
 
 class Dashboard:
@@ -101,6 +111,11 @@ class Dashboard:
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.errors.append(f"console: {message.text}")
+
+    def unexpected_errors(self) -> list[str]:
+        """The errors but those a browser logs while the server is down (refused connections, failed handshakes)."""
+        return [error for error in self.errors
+                if not re.search(r"ERR_CONNECTION_REFUSED|WebSocket connection to .* failed", error)]
 
     def wait_rows(self, count: int) -> None:
         self.page.wait_for_function(
@@ -141,7 +156,7 @@ def test_events_appear_live_newest_first(dashboard: Dashboard) -> None:
     dashboard.wait_rows(3)
     first = dashboard.first_id()
     expect(dashboard.rows.first).not_to_have_attribute("data-event-id", first or "", timeout=WAIT_MS)
-    times = [dashboard.rows.nth(i).locator("td").first.get_attribute("title") or "" for i in range(3)]
+    times = dashboard.page.eval_on_selector_all("[data-testid=event-row] td.time", "cells => cells.map(c => c.title)")
     assert sorted(times, reverse=True) == times
     assert [] == dashboard.errors
 
@@ -255,6 +270,59 @@ def test_markup_in_events_is_shown_as_text(browser: Browser, tmp_path: Path) -> 
         assert [] == dashboard.errors
     finally:
         hostile.stop()
+
+
+def test_a_dropped_connection_resumes_after_the_last_event(browser: Browser, tmp_path: Path) -> None:
+    """The server goes away and comes back on the same store: the page says reconnecting, then reconnects with
+    since=<the last event_id it got> and goes on with no event twice."""
+    store = f"sqlite:{tmp_path / 'events.db'}"
+    first = Server(CHAINS, "--interval", "200ms", "--initial", "5", store=store)
+    second = None
+    try:
+        dashboard = Dashboard(browser, first.url)
+        connection = dashboard.page.get_by_test_id("connection")
+        expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+        dashboard.wait_rows(5)
+        first.stop()
+        expect(connection).to_have_attribute("data-state", "reconnecting", timeout=WAIT_MS)
+        last = dashboard.first_id()
+        # another seed: the same one would make the same event ids again
+        second = Server(CHAINS, "--interval", "200ms", "--initial", "5", store=store, port=first.port, seed=2)
+        expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+        expect(dashboard.rows.first).not_to_have_attribute("data-event-id", last or "", timeout=WAIT_MS)
+        assert f"since={last}" in dashboard.sockets[-1]
+        shown = dashboard.page.eval_on_selector_all("[data-testid=event-row]",
+                                                    "rows => rows.map(r => r.dataset.eventId)")
+        assert len(set(shown)) == len(shown)
+        assert 0 == dashboard.page.get_by_test_id("note-row").count()
+        assert [] == dashboard.unexpected_errors()
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_a_server_that_cannot_resume_is_followed_live(browser: Browser) -> None:
+    """A server restarted on a fresh memory store does not know the last event: the page notes it and goes live."""
+    first = Server(CHAINS, "--interval", "200ms", "--initial", "5")
+    second = None
+    try:
+        dashboard = Dashboard(browser, first.url)
+        connection = dashboard.page.get_by_test_id("connection")
+        dashboard.wait_rows(5)
+        first.stop()
+        expect(connection).to_have_attribute("data-state", "reconnecting", timeout=WAIT_MS)
+        second = Server(CHAINS, "--interval", "200ms", "--initial", "5", port=first.port, seed=2)
+        expect(dashboard.page.get_by_test_id("note-row")).to_have_text(
+            "could not resume after the last event received: live events from now on", timeout=WAIT_MS)
+        expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+        expect(dashboard.rows.first).to_be_visible()
+        assert "since=" not in dashboard.sockets[-1]
+        assert [] == dashboard.unexpected_errors()
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
 
 
 def test_the_page_looks_right(dashboard: Dashboard) -> None:
