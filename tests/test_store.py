@@ -157,6 +157,14 @@ def test_pages_use_the_indexes(store: SQLiteStore) -> None:
         "rare glob": store.explain(EventQuery(event_type="omninode.compliance.remediation.*")),
     }
 
+    narrow = store.explain(EventQuery(since_ms=parse_timestamp("2026-01-01T00:00:30Z"),
+                                      until_ms=parse_timestamp("2026-01-01T00:00:31Z")))
+    store.time_probe = 100
+    wide = store.explain(EventQuery(since_ms=0))
+    store.time_probe = 10_000
+
+    assert ["SEARCH events USING INDEX events_ts (ts>? AND ts<?)", "USE TEMP B-TREE FOR ORDER BY"] == narrow
+    assert ["SCAN events"] == wide
     assert ["SCAN events"] == plans["all"]
     for name in ("event_type", "chain", "correlation_id", "tenant_id", "namespace"):
         assert [f"SEARCH events USING INDEX events_{name} ({name}=?)"] == plans[name], name
@@ -664,3 +672,27 @@ def test_chain_queries_use_the_indexes(store: SQLiteStore) -> None:
 
     assert ["SEARCH events USING INDEX events_correlation_id (correlation_id=?)"] == detail
     assert ["SEARCH chains USING INDEX chains_status (status=? AND first_seq<?)"] == by_status
+
+
+def test_a_wide_time_range_walks_the_seq_order_with_the_same_answer(store: SQLiteStore, items: list[Item]) -> None:
+    """Time filters give the same pages whether the range is read through the ts index or along seq."""
+    store.time_probe = 10
+    try:
+        for filters in [f for f in FILTERS if set(f) <= {"since_ms", "until_ms"}]:
+            for order in ("desc", "asc"):
+                query = EventQuery(**filters, limit=23, order=order)  # type: ignore[arg-type]
+                expected = [e for e in events_of(items) if query.matches(e, parse_timestamp(e["timestamp"]))]
+                assert (expected if order == "asc" else expected[::-1]) == walk(store, query)
+                assert "SCAN events" == store.explain(query)[0]
+    finally:
+        store.time_probe = 10_000
+
+
+def test_a_closed_writer_refuses_events(tmp_path: Path) -> None:
+    """write after close raises StoreError instead of queueing an event nobody will commit."""
+    writer = StoreWriter(SQLiteStore(tmp_path / "events.db"), close_store=True)
+    event = events_of(catalog_items(1))[0]
+    writer.close()
+
+    with pytest.raises(StoreError, match="the store writer is closed"):
+        writer.write(event, NATIVE.encode(event))

@@ -94,10 +94,10 @@ class StoreWriter(SinkBase):
 
     def flush(self) -> None:
         """Wait until everything written so far is committed."""
-        if self._error is not None:
-            self._raise()
         if self._closed:
             return
+        if self._error is not None:
+            self._raise()
         done = threading.Event()
         self._append(done)
         self._wake.set()
@@ -119,6 +119,8 @@ class StoreWriter(SinkBase):
             if self._error is not None:
                 self._raise()
         finally:
+            if self._error is None:
+                self._error = StoreError("the store writer is closed: it takes no more events")
             if self.close_store:
                 self.store.close()
 
