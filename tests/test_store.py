@@ -94,7 +94,7 @@ def store(items: list[Item], tmp_path_factory: pytest.TempPathFactory) -> Iterat
     store.close()
 
 
-FILTERS = [
+FILTERS: list[dict[str, Any]] = [
     {"event_type": "omninode.agent.routing.requested.v1"},
     {"event_type": "omninode.agent.*"},  # common: GLOB on a scan in seq order
     {"event_type": "omninode.compliance.remediation.*"},  # rare: the types it matches, through the index
