@@ -272,6 +272,21 @@ def test_markup_in_events_is_shown_as_text(browser: Browser, tmp_path: Path) -> 
         hostile.stop()
 
 
+def test_a_page_too_slow_to_read_is_told_how_many_events_it_lost(browser: Browser) -> None:
+    """A page whose script is busy for seconds at 2,000 events/s falls behind its 50-message queue on the server:
+    it shows the dropped count from the control messages."""
+    fast = Server(CHAINS, "--rate", "2000 events/s", "--client-queue", "50")
+    try:
+        dashboard = Dashboard(browser, fast.url)
+        dashboard.wait_rows(50)
+        dashboard.page.evaluate("() => { const until = Date.now() + 3000; while (Date.now() < until); }")
+        expect(dashboard.page.get_by_test_id("dropped")).to_have_text(
+            re.compile(r"^[1-9][\d,]* events dropped \(too slow\)$"), timeout=WAIT_MS)
+        assert [] == dashboard.unexpected_errors()
+    finally:
+        fast.stop()
+
+
 def test_a_dropped_connection_resumes_after_the_last_event(browser: Browser, tmp_path: Path) -> None:
     """The server goes away and comes back on the same store: the page says reconnecting, then reconnects with
     since=<the last event_id it got> and goes on with no event twice."""

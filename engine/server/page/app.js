@@ -188,7 +188,7 @@ function receive(message) {
     if (message.control === "dropped") {
       const count = Number(message.count) || 0;
       state.dropped += count;
-      note(`${number(count)} events dropped (too slow)`);
+      note(`${number(count)} events dropped (too slow)`);  // where in the list; the badge keeps the total
     }
     return;
   }
@@ -229,10 +229,10 @@ function row(event) {
     "data-chain": event.chain, "data-event-type": event.event_type, "data-tenant": event.tenant_id, tabindex: 0,
   },
   el("td", { class: "time", title: event.timestamp }, clock(event.timestamp)),
-  el("td", { class: "type" }, event.event_type),
-  el("td", {}, event.chain),
-  el("td", {}, event.step),
-  el("td", {}, event.tenant_id),
+  el("td", { class: "type", title: event.event_type }, event.event_type),
+  el("td", { title: event.chain }, event.chain),
+  el("td", { title: event.step }, event.step),
+  el("td", { title: event.tenant_id }, event.tenant_id),
   el("td", { class: "id", title: event.correlation_id }, shortId(event.correlation_id)));
   if (event.correlation_id === state.selected) tr.classList.add("selected");
   return tr;
@@ -240,9 +240,10 @@ function row(event) {
 
 function updateCounts() {
   const parts = [`${number(state.received)} received`, `${number($("events").childElementCount)} rows`];
-  if (state.dropped) parts.push(`${number(state.dropped)} dropped`);
   if (state.paused) parts.push(`paused: ${number(state.heldCount)} new`);
   $("counts").textContent = parts.join(" · ");
+  $("dropped").hidden = !state.dropped;
+  $("dropped").textContent = `${number(state.dropped)} events dropped (too slow)`;
 }
 
 function togglePause() {
@@ -375,7 +376,8 @@ async function showChain(id) {
   setText("detail-id", chain.correlation_id);
   setText("detail-status", chain.status === "in_flight" ? "in flight" : chain.status);
   setText("detail-outcome", chain.outcome ?? "–");
-  setText("detail-duration", millis(chain.duration_ms));
+  const sofar = chain.status === "in_flight" && typeof chain.duration_ms === "number" ? " so far" : "";
+  setText("detail-duration", `${millis(chain.duration_ms)}${sofar}`);
   const start = Date.parse(chain.start);
   $("detail-events").replaceChildren(...(chain.events || []).map((event) => el("li",
     { "data-testid": "detail-event", "data-event-id": event.event_id, "data-step": event.step },
