@@ -134,6 +134,10 @@ class Hub:
         self._everything: list[Client] = []  # clients without a filter
         self._groups: dict[Filter, _Group] = {}
         self._count = 0
+        # The senders share turns of the event loop: they send until turn_end (monotonic), then let due timers run
+        # (the generator's) before one of them starts the next turn; so a run is never late by more than a turn
+        # because of its clients (engine/server/stream.py).
+        self.turn_end = 0.0
 
     @property
     def clients(self) -> int:

@@ -10,6 +10,9 @@ read and every message is deduplicated by seq, so there is no gap and no repeat.
 
 Each connection has two tasks: a sender that drains the client's queue (engine/server/hub.py) each time it is
 woken, and a listener that reads what the client sends (ignored) so pongs are read and a disconnect is seen.
+The senders take turns of the event loop (TURN, all of them together): when one is over they hand the loop
+back through a timer, so the generator's timers, due earlier, run first and clients never make a run late by
+more than about a turn, however many there are and however fast events come.
 Control messages have a top-level "control" key, which events never have. Close codes: 1013 when the server
 has max_clients already (the reason names the limit), 4008 for a client that lost too many messages, 1001 when
 the server shuts down (`await hub.close()` before uvicorn's own shutdown). Ping/pong is uvicorn's
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -34,7 +38,7 @@ from .params import event_filters, stream_since
 PAGE = 500  # stored events asked for at a time while catching up
 CATCH_UP_ROUNDS = 20  # store + ring rounds before a client that cannot catch up is sent live (told what it lost)
 CLOSE_WAIT = 10.0  # seconds a close frame may wait behind a client that reads nothing (uvicorn's close timeout)
-YIELD_EVERY = 64  # messages a sender sends before it lets the event loop run others (the generator first)
+TURN = 0.002  # seconds the senders (all together) send before they let timers that fell due run (the generator)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -130,26 +134,33 @@ class StreamEndpoint:
 
     async def _send(self, client: Client, query: Any, after: int | None, send: Send) -> None:
         last = 0 if after is None else await self._catch_up(client, query, after, send)
-        queue, wake, sent = client.queue, client.wake, 0
+        queue, wake, hub = client.queue, client.wake, self.hub
+        monotonic, loop = time.monotonic, asyncio.get_running_loop()
         while True:
             await wake.wait()
             wake.clear()
             if client.closing is not None:
                 return
             while queue:
+                now = monotonic()
+                if now > hub.turn_end:  # the senders' turn is over: the generator first (see Hub.turn_end)
+                    if now > hub.turn_end + TURN:  # they were idle meanwhile: the generator had the loop
+                        hub.turn_end = now + TURN
+                    else:
+                        await _after_due_timers(loop)
+                        if client.closing is not None:
+                            return
+                        now = monotonic()
+                        if now > hub.turn_end:
+                            hub.turn_end = now + TURN
+                        continue
                 if client.dropped:
                     count, client.dropped = client.dropped, 0
                     await send(dropped_message(count))
                 seq, item = queue.popleft()
-                if seq <= last:
-                    continue
-                last = seq
-                await send(item)
-                sent += 1
-                if sent % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-                    if client.closing is not None:
-                        return
+                if seq > last:
+                    last = seq
+                    await send(item)
 
     async def _catch_up(self, client: Client, query: Any, after: int, send: Send) -> int:
         """Send the stored events after `after`, then the ring's, until what is left is in the queue; the seq of
@@ -194,6 +205,22 @@ class StreamEndpoint:
         finally:
             client.catching_up = False
             client.dropped = 0
+
+
+async def _after_due_timers(loop: asyncio.AbstractEventLoop) -> None:
+    """Hand the loop back through a timer, not sleep(0): the loop runs timers in the order they fell due, so the
+    generator's, due earlier, runs before this one (sleep(0) would run again before any timer)."""
+    waiter = loop.create_future()
+    handle = loop.call_later(0, _resolve, waiter)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def _listen(receive: Receive) -> None:
