@@ -175,6 +175,22 @@ def test_a_chain_filter_shows_only_that_chain(dashboard: Dashboard) -> None:
     assert [] == dashboard.errors
 
 
+def test_a_filter_the_server_refuses_shows_its_message(dashboard: Dashboard) -> None:
+    """An event type glob too long for the server: the page shows the API's message and does not stream."""
+    dashboard.wait_rows(1)
+    dashboard.page.get_by_test_id("filter-event-type").fill("omninode." + "x" * 300)
+    dashboard.page.get_by_test_id("filter-apply").click()
+    expect(dashboard.page.get_by_test_id("error")).to_have_text(
+        "event_type: the value is 309 characters long (allowed: at most 256)")
+    expect(dashboard.page.get_by_test_id("connection")).to_have_attribute("data-state", "disconnected")
+    expect(dashboard.rows).to_have_count(0)
+    assert [e for e in dashboard.errors if "status of 400" not in e] == []  # the refused request, logged
+    dashboard.page.get_by_test_id("filter-clear").click()
+    expect(dashboard.page.get_by_test_id("connection")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    expect(dashboard.page.get_by_test_id("error")).to_be_hidden()
+    dashboard.wait_rows(1)
+
+
 def test_pause_holds_new_rows_and_resume_shows_them(dashboard: Dashboard) -> None:
     """Paused, the page counts new events without adding rows; resumed, the held events are shown."""
     dashboard.wait_rows(3)
@@ -245,6 +261,26 @@ def test_stopping_and_starting_the_generator_changes_its_status(dashboard: Dashb
     expect(status).to_have_attribute("data-state", "running", timeout=WAIT_MS)
     expect(dashboard.page.get_by_test_id("error")).to_be_hidden()
     assert [] == dashboard.errors
+
+
+def test_the_token_field_is_sent_to_a_server_that_needs_one(browser: Browser) -> None:
+    """Without the token, stop shows the server's message and the generator runs on; with it, stop works."""
+    guarded = Server(CHAINS, "--interval", "200ms", "--initial", "5", "--token", "s3cret")
+    try:
+        dashboard = Dashboard(browser, guarded.url)
+        status = dashboard.page.get_by_test_id("generator-status")
+        expect(status).to_have_attribute("data-state", "running", timeout=WAIT_MS)
+        expect(dashboard.page.get_by_test_id("token")).to_have_attribute("placeholder", "token (required)")
+        dashboard.page.get_by_test_id("generator-stop").click()
+        expect(dashboard.page.get_by_test_id("error")).to_contain_text("this server's control endpoints need its token")
+        expect(status).to_have_attribute("data-state", "running")
+        dashboard.page.get_by_test_id("token").fill("s3cret")
+        dashboard.page.get_by_test_id("generator-stop").click()
+        expect(status).to_have_attribute("data-state", "stopped", timeout=WAIT_MS)
+        expect(dashboard.page.get_by_test_id("error")).to_be_hidden()
+        assert [e for e in dashboard.errors if "401" not in e] == []  # the refused POST is logged by the browser
+    finally:
+        guarded.stop()
 
 
 def test_markup_in_events_is_shown_as_text(browser: Browser, tmp_path: Path) -> None:
