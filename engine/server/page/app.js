@@ -165,14 +165,17 @@ function disconnect() {
 // The newest stored events first, so a page opened late (or after the run) is not empty; then live from the newest.
 async function start() {
   disconnect();
+  const generation = state.generation;  // a later start (filters applied again) makes this one stale
   setConnection("connecting");
   try {
     const page = await api(`events?${query({ limit: 100 })}`);
+    if (generation !== state.generation) return;
     const events = page.events || [];
     if (events.length) state.lastEventId = events[0].event_id;
     state.pending.push(...events.slice().reverse());
     schedule();
   } catch (error) {
+    if (generation !== state.generation) return;
     if (error instanceof ApiError) {
       setConnection("disconnected");
       showError(error.message);
@@ -340,7 +343,6 @@ async function control(action) {
   await refresh();
 }
 
-// One request at a time: the next refresh is planned when this one is done.
 async function refresh() {
   const tasks = [
     api("statistics").then(renderStatistics),
@@ -352,6 +354,7 @@ async function refresh() {
   }
 }
 
+// One round of requests at a time: the next is planned when this one is done.
 async function refreshLoop() {
   await refresh();
   setTimeout(refreshLoop, REFRESH_MS);
@@ -406,6 +409,7 @@ function main() {
   $("generator-start").addEventListener("click", () => control("start"));
   $("generator-stop").addEventListener("click", () => control("stop"));
   $("detail-close").addEventListener("click", () => select(null));
+  $("error").addEventListener("click", clearError);
   $("events").addEventListener("click", (event) => {
     const tr = event.target.closest("tr[data-correlation-id]");
     if (tr) select(tr.dataset.correlationId);
