@@ -120,6 +120,19 @@ class StoreError(RunError):
     """The event store (engine/store) cannot be opened, is not a chainsim store, or cannot be written or read."""
 
 
+class RequestError(ChainsimError, ValueError):
+    """An HTTP request or WebSocket message the server cannot take: which parameter, what is wrong, what is allowed.
+    The server answers it with `status` and this as JSON; it is never a 500."""
+
+    def __init__(self, parameter: str | None, message: str, allowed: str = "", status: int = 400) -> None:
+        self.parameter, self.message, self.allowed, self.status = parameter, message, allowed, status
+        super().__init__(f"{parameter}: {message}" if parameter else message)
+
+    def body(self) -> dict[str, object]:
+        return {"error": {"status": self.status, "parameter": self.parameter, "message": self.message,
+                          "allowed": self.allowed or None}}
+
+
 def command_text(error: ChainsimError) -> str:
     """What a chainsim command (and each of its workers) prints on stderr for one of these errors."""
     if isinstance(error, LoadError):

@@ -7,11 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ChainsimError, command_text
-from . import graph, listing, run, validate
+from . import graph, listing, run, serve, validate
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, internal_text
 from .parser import VERBS, build_parser
 
-DISPATCH = {"run": run.run, "validate": validate.validate, "list": listing.list_chains, "graph": graph.graph}
+DISPATCH = {"run": run.run, "validate": validate.validate, "list": listing.list_chains, "graph": graph.graph,
+            "serve": serve.serve}
 
 
 def console() -> int:

@@ -8,9 +8,9 @@ import math
 from ..load.delays import parse_duration
 from ..run.options import DEFAULT_RATE
 from ..run.settings import DEV_INITIAL, DEV_INTERVAL
-from . import graph, listing, validate
+from . import graph, listing, serve, validate
 
-VERBS = ("run", "validate", "list", "graph")
+VERBS = ("run", "validate", "list", "graph", "serve")
 
 DESCRIPTION = """\
 Run declarative event chains (YAML) and write their events as JSON lines.
@@ -23,6 +23,8 @@ Run declarative event chains (YAML) and write their events as JSON lines.
   chainsim list --chains chains/                each chain with its share, steps, event types and what
                                                 an instance is expected to emit, and for how long
   chainsim graph --chains chains/ --chain NAME  a chain as a state diagram (Mermaid, or --format dot)
+  chainsim serve --chains chains/               generate on the wall clock into an embedded store and serve
+                                                it: HTTP API, WebSocket stream, a page (chainsim[server])
 """
 
 
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="chainsim", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = parser.add_subparsers(dest="verb", metavar="{run,validate,list,graph}")
+    verbs = parser.add_subparsers(dest="verb", metavar="{run,validate,list,graph,serve}")
     run = verbs.add_parser("run", parents=[common], help="run chains and write events (the default verb)",
                            description="Run chains and write their events.")
     add_run_flags(run)
@@ -139,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         "graph", parents=[common], help="each chain as a state diagram (Mermaid or Graphviz dot)",
         description="Draw each chain as a state diagram: steps, branch weights in percent, delays, goto jumps "
                     "and ends. Mermaid by default; --format dot for Graphviz."))
+    serve.add_arguments(verbs.add_parser(
+        "serve", parents=[common], help="generate and serve: HTTP API, WebSocket stream, page (chainsim[server])",
+        description="Generate on the wall clock into an embedded store and serve it: the seed's HTTP API under "
+                    "/api/event-bus, a WebSocket stream, a page at /. Development mode by default."))
     return parser
 
 

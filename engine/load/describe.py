@@ -41,3 +41,46 @@ def describe_catalog(catalog: Catalog) -> str:
         lines.append(f"{chain.name}  {shares[chain.name]:.1f}%  {summary(expected[chain.name])}  ({chain.file})")
         lines += describe_program(catalog.programs[chain.name])
     return "\n".join(lines)
+
+
+def _step_data(step: Step, nodes: dict[str, Node], share: float | None = None) -> dict[str, object]:
+    node = nodes[step.id]
+    data: dict[str, object] = {"id": step.id, "event_type": step.event_type,
+                               "after": node.delay.describe() if node.delay else None}
+    if share is not None:
+        data["share"] = round(share, 2)
+    if step.goto:
+        data["goto"] = step.goto
+    if step.end:
+        data["end"] = True
+    if step.max_visits:
+        data["max_visits"] = step.max_visits
+    if step.branches:
+        total = sum(nodes[b.id].weight for b in step.branches)
+        data["branches"] = [{**_step_data(branch, nodes, 100.0 * nodes[branch.id].weight / total if total else 0.0),
+                             "steps": [_step_data(child, nodes) for child in branch.steps]}
+                            for branch in step.branches]
+    return data
+
+
+def catalog_data(catalog: Catalog) -> dict[str, object]:
+    """What `list` prints, as JSON-ready data (the server's GET /catalog)."""
+    shares = catalog.shares()
+    expected = expect_catalog(catalog)
+    chains = []
+    for chain in catalog.chains:
+        program = catalog.programs[chain.name]
+        nodes = {node.step.id: node for node in program.nodes}
+        expectation = expected[chain.name]
+        chains.append({
+            "name": chain.name,
+            "share": round(shares[chain.name], 2),
+            "file": chain.file,
+            "event_types": sorted({s.event_type for s in chain.walk() if s.event_type}),
+            "expected": None if expectation is None else {
+                "events": round(expectation.events, 3), "mean_ms": round(expectation.mean_ms, 1),
+                "p95_ms": round(expectation.p95_ms, 1),
+                "outcomes": {k: round(v, 4) for k, v in expectation.outcomes.items()}},
+            "steps": [_step_data(step, nodes) for step in chain.steps],
+        })
+    return {"chains": chains}
