@@ -696,3 +696,17 @@ def test_a_closed_writer_refuses_events(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="the store writer is closed"):
         writer.write(event, NATIVE.encode(event))
+
+
+def test_two_writers_on_one_file_are_told_apart(tmp_path: Path) -> None:
+    """A second store on the same file writing the same seqs: StoreError naming the cause, with a hint."""
+    items = catalog_items(3)
+    one, two = SQLiteStore(tmp_path / "events.db"), SQLiteStore(tmp_path / "events.db")
+    first, second = StoreWriter(one), StoreWriter(two)
+    feed(first, items)
+    first.close()
+    feed(second, items)
+
+    with pytest.raises(StoreError, match="another writer has written the same seqs") as caught:
+        second.close()
+    assert "one process writes to a store file at a time" in str(caught.value)

@@ -127,6 +127,9 @@ class SQLiteStore:
                               NEW_FILE_HINT)
         if "malformed" in text or "corrupt" in text:
             return StoreError(f"{self.where} is corrupt: {text}", NEW_FILE_HINT)
+        if "UNIQUE constraint failed: events.seq" in text:
+            return StoreError(f"{self.where}: cannot {doing}: another writer has written the same seqs to this file",
+                              "one process writes to a store file at a time (serve, or a run's --sink sqlite:)")
         if doing == "open":
             return StoreError(f"cannot open {self.where}: {text}")
         return StoreError(f"{self.where}: cannot {doing}: {text}")
