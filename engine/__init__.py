@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .api import simulate, stream
     from .envelope import NATIVE, Encoding
     from .load.catalog import Catalog, load_catalog
+    from .run.live import LiveGenerator
     from .run.arrivals import Arrival, Arrivals
     from .run.collect import run_to_list
     from .run.options import RunOptions, Stats
@@ -46,6 +47,7 @@ __all__ = [
     "ChainError",
     "ChainsimError",
     "Encoding",
+    "LiveGenerator",
     "LoadError",
     "Problem",
     "RunError",
@@ -68,7 +70,7 @@ _FROM = {
     "Catalog": "load.catalog", "load_catalog": "load.catalog", "Simulation": "run.simulation",
     "RunOptions": "run.options", "Stats": "run.options", "run_to_list": "run.collect", "Arrival": "run.arrivals",
     "Arrivals": "run.arrivals", "Sink": "sinks", "SinkBase": "sinks", "Encoding": "envelope", "NATIVE": "envelope",
-    "stream": "api", "simulate": "api",
+    "stream": "api", "simulate": "api", "LiveGenerator": "run.live",
 }
 
 

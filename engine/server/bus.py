@@ -142,11 +142,12 @@ class EventBus:
             raise failure
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[EventBus]:
-        """`async with bus.running():` in the lifespan of an app that mounts `bus` (see engine/server/app.py)."""
+    async def running(self) -> AsyncIterator[None]:
+        """`async with bus.running():` in the lifespan of an app that mounts `bus` (see engine/server/app.py); it
+        yields nothing, so that `lifespan=lambda app: bus.running()` gives Starlette no state."""
         await self.start()
         try:
-            yield self
+            yield
         finally:
             await self.stop()
 
