@@ -16,6 +16,9 @@ def test_the_wheel_ships_the_schema_and_validates_outside_the_source_tree(tmp_pa
     wheel = next((tmp_path / "dist").glob("chainsim-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "engine/schemas/chain.schema.json" in names and "engine/py.typed" in names
+    assert "engine/schemas/scenario.schema.json" in names
+    assert {"engine/server/page/index.html", "engine/server/page/app.js", "engine/server/page/style.css",
+            "engine/server/app.py", "engine/store/sqlite.py"} <= set(names)  # serve works from the wheel
     target = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(target)
