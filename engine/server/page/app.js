@@ -5,6 +5,7 @@
 const API = new URL("api/event-bus/", document.baseURI);
 const MAX_ROWS = 500;
 const REFRESH_MS = 2000;
+const FLUSH_MS = 100;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -16,8 +17,8 @@ const state = {
   retryTimer: null,
   paused: false,
   held: [],             // events received while paused (the newest MAX_ROWS), shown on resume
-  pending: [],          // events waiting for the next animation frame
-  frame: 0,
+  pending: [],          // events waiting for the next flush
+  flushTimer: 0,
   received: 0,
   heldCount: 0,
   dropped: 0,
@@ -201,7 +202,7 @@ function receive(message) {
     state.heldCount++;
     state.held.push(message);
     if (state.held.length > MAX_ROWS) state.held.shift();
-    updateCounts();
+    schedule();  // the counts
     return;
   }
   state.pending.push(message);
@@ -209,13 +210,15 @@ function receive(message) {
   schedule();
 }
 
-// Rows are added once per animation frame, newest on top, and the list is cut at MAX_ROWS.
+// Rows are added at most every FLUSH_MS (laying out the table is what costs at thousands of events a second),
+// newest on top, and the list is cut at MAX_ROWS.
 function schedule() {
-  if (!state.frame) state.frame = requestAnimationFrame(flush);
+  if (!state.flushTimer) state.flushTimer = setTimeout(flush, FLUSH_MS);
 }
 
 function flush() {
-  state.frame = 0;
+  clearTimeout(state.flushTimer);
+  state.flushTimer = 0;
   const body = $("events");
   const fragment = document.createDocumentFragment();
   for (let i = state.pending.length - 1; i >= 0; i--) fragment.append(row(state.pending[i]));
@@ -251,6 +254,7 @@ function updateCounts() {
 
 function togglePause() {
   state.paused = !state.paused;
+  if (state.paused) flush();  // what came before the click is shown, nothing after
   const button = $("pause");
   button.textContent = state.paused ? "Resume" : "Pause";
   button.setAttribute("aria-pressed", String(state.paused));
