@@ -56,6 +56,5 @@ def choose(kafka: str | None, topic: str, environ: Mapping[str, str]) -> Choice:
     failure = probe_kafka(servers)
     if failure is not None:
         return Choice((), f"{failure}: events go to the store only")
-    first = servers.split(",")[0].strip()
-    return Choice((f"kafka://{first}/{topic}",), f"Kafka broker at {servers} answered: events also go to topic "
+    return Choice((f"kafka://{servers}/{topic}",), f"Kafka broker at {servers} answered: events also go to topic "
                   f"{topic!r}")
