@@ -166,8 +166,7 @@ def test_a_chain_filter_shows_only_that_chain(dashboard: Dashboard) -> None:
     options = dashboard.page.get_by_test_id("filter-chain").locator("option")
     expect(options).to_have_count(1 + len(list(CHAINS.glob("*.yaml"))), timeout=WAIT_MS)
     dashboard.wait_rows(1)
-    dashboard.page.get_by_test_id("filter-chain").select_option("agent_execution")
-    dashboard.page.get_by_test_id("filter-apply").click()
+    dashboard.page.get_by_test_id("filter-chain").select_option("agent_execution")  # applies at once
     dashboard.wait_rows(8)
     chains = dashboard.page.eval_on_selector_all("[data-testid=event-row]", "rows => rows.map(r => r.dataset.chain)")
     assert {"agent_execution"} == set(chains)
@@ -251,6 +250,7 @@ def test_stopping_and_starting_the_generator_changes_its_status(dashboard: Dashb
     """Stop turns the generator's status to stopped, start (with the page's interval and initial) back to running."""
     status = dashboard.page.get_by_test_id("generator-status")
     expect(status).to_have_attribute("data-state", "running", timeout=WAIT_MS)
+    expect(dashboard.page.get_by_test_id("interval-ms")).to_have_value("200")  # the server's --interval
     dashboard.page.get_by_test_id("generator-stop").click()
     expect(status).to_have_attribute("data-state", "stopped", timeout=WAIT_MS)
     expect(status).to_have_text("generator: stopped")

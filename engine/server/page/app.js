@@ -24,6 +24,7 @@ const state = {
   dropped: 0,
   selected: null,       // correlation id shown in the detail panel
   detailRequest: 0,
+  runShown: false,      // Start's fields were filled from the generator's settings once
 };
 
 // -- DOM helpers: text only -------------------------------------------------------------------------------------
@@ -327,6 +328,12 @@ function renderGenerator(generator) {
   const since = generator.since ? `since ${clock(generator.since)} · ` : "";
   $("generator-detail").textContent = `${since}${number(made.events)} events, ${number(made.chains)} chains`;
   $("token").placeholder = generator.token_required ? "token (required)" : "token";
+  const run = generator.run || {};
+  if (!state.runShown && generator.running) {  // Start's fields begin as the server's own settings
+    state.runShown = true;
+    if (typeof run.interval_ms === "number") $("interval-ms").value = String(run.interval_ms);
+    if (typeof run.initial === "number") $("initial-chains").value = String(run.initial);
+  }
 }
 
 async function control(action) {
@@ -408,6 +415,7 @@ function select(id) {
 
 function main() {
   $("filters").addEventListener("submit", applyFilters);
+  $("filter-chain").addEventListener("change", applyFilters);
   $("filters").addEventListener("reset", () => setTimeout(applyFilters));  // after the form is cleared
   $("pause").addEventListener("click", togglePause);
   $("generator-start").addEventListener("click", () => control("start"));
