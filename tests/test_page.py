@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import textwrap
-import time
-import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from .conftest import CHAINS, ROOT
+from .conftest import CHAINS
+from .server_process import Server
 
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
@@ -45,54 +41,19 @@ steps:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def serve(*flags: str, chains: Path = CHAINS, store: str = "memory", seed: int = 1, port: int = 0) -> Server:
+    """`python -m engine serve` on loopback (a free port unless given), seeded, on a throwaway store by default."""
+    return Server("--host", "127.0.0.1", "--store", store, "--seed", str(seed), "--port", str(port), *flags,
+                  chains=chains)
 
 
-class Server:
-    """A `python -m engine serve` subprocess on a free loopback port, ready once /api/event-bus/healthz answers."""
+def port_of(server: Server) -> int:
+    return int(urllib.parse.urlsplit(server.url).port or 0)
 
-    def __init__(self, chains: Path, *flags: str, port: int | None = None, store: str = "memory",
-                 seed: int = 1) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.output = ""
-        command = [sys.executable, "-m", "engine", "serve", "--chains", str(chains), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--store", store, "--seed", str(seed), *flags]
-        self.log = tempfile.TemporaryFile()  # not a pipe: a server that logs much must never block on it
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not self._healthy():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{' '.join(command)} did not start:\n{self.output}")
-            time.sleep(0.1)
 
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "api/event-bus/healthz", timeout=1) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.url + "api/event-bus/" + path, timeout=5) as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self.log.closed:
-            self.log.seek(0)
-            self.output = self.log.read().decode(errors="replace")
-            self.log.close()
+def get(server: Server, path: str) -> Any:
+    with urllib.request.urlopen(f"{server.api}/{path}", timeout=5) as response:
+        return json.loads(response.read())
 
 
 class Dashboard:
@@ -107,6 +68,12 @@ class Dashboard:
         self.page.on("websocket", lambda ws: self.sockets.append(ws.url))
         self.page.goto(url)
         self.rows = self.page.get_by_test_id("event-row")
+
+    def __enter__(self) -> Dashboard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.page.close()
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -130,9 +97,8 @@ class Dashboard:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    running = Server(CHAINS, "--interval", "200ms", "--initial", "5")
-    yield running
-    running.stop()
+    with serve("--interval", "200ms", "--initial", "5") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +111,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def dashboard(browser: Browser, server: Server) -> Iterator[Dashboard]:
-    opened = Dashboard(browser, server.url)
-    yield opened
-    opened.page.close()
+    with Dashboard(browser, server.url) as opened:
+        yield opened
 
 
 def test_events_appear_live_newest_first(dashboard: Dashboard) -> None:
@@ -221,7 +186,7 @@ def test_clicking_a_row_shows_its_chain_in_causal_order(dashboard: Dashboard, se
     steps = dashboard.page.get_by_test_id("detail-event")
     expect(steps).to_have_count(4)
     shown = [steps.nth(i).get_attribute("data-event-id") for i in range(4)]
-    events = server.get(f"chains/{correlation_id}")["events"]
+    events = get(server, f"chains/{correlation_id}")["events"]
     assert [event["event_id"] for event in events] == shown
     assert [None, *shown[:-1]] == [event["causation_id"] for event in events]
     assert ["routing_requested", "routing_completed", "execution_started", "execution_completed"] == [
@@ -264,9 +229,8 @@ def test_stopping_and_starting_the_generator_changes_its_status(dashboard: Dashb
 
 def test_the_token_field_is_sent_to_a_server_that_needs_one(browser: Browser) -> None:
     """Without the token, stop shows the server's message and the generator runs on; with it, stop works."""
-    guarded = Server(CHAINS, "--interval", "200ms", "--initial", "5", "--token", "s3cret")
-    try:
-        dashboard = Dashboard(browser, guarded.url)
+    with serve("--interval", "200ms", "--initial", "5", "--token", "s3cret") as guarded, \
+            Dashboard(browser, guarded.url) as dashboard:
         status = dashboard.page.get_by_test_id("generator-status")
         expect(status).to_have_attribute("data-state", "running", timeout=WAIT_MS)
         expect(dashboard.page.get_by_test_id("token")).to_have_attribute("placeholder", "token (required)")
@@ -278,8 +242,6 @@ def test_the_token_field_is_sent_to_a_server_that_needs_one(browser: Browser) ->
         expect(status).to_have_attribute("data-state", "stopped", timeout=WAIT_MS)
         expect(dashboard.page.get_by_test_id("error")).to_be_hidden()
         assert [e for e in dashboard.errors if "401" not in e] == []  # the refused POST is logged by the browser
-    finally:
-        guarded.stop()
 
 
 def test_markup_in_events_is_shown_as_text(browser: Browser, tmp_path: Path) -> None:
@@ -287,9 +249,8 @@ def test_markup_in_events_is_shown_as_text(browser: Browser, tmp_path: Path) -> 
     chains = tmp_path / "chains"
     chains.mkdir()
     (chains / "hostile.yaml").write_text(textwrap.dedent(HOSTILE_CHAIN), encoding="utf-8")
-    hostile = Server(chains, "--interval", "200ms", "--initial", "2")
-    try:
-        dashboard = Dashboard(browser, hostile.url)
+    with serve("--interval", "200ms", "--initial", "2", chains=chains) as hostile, \
+            Dashboard(browser, hostile.url) as dashboard:
         dashboard.wait_rows(2)
         expect(dashboard.rows.first.locator("td").nth(4)).to_have_text(HOSTILE)
         dashboard.rows.first.click()
@@ -303,33 +264,25 @@ def test_markup_in_events_is_shown_as_text(browser: Browser, tmp_path: Path) -> 
             "[data-testid=event-row]", "rows => rows.map(r => r.dataset.tenant)"))
         assert 0 == dashboard.page.locator("img").count()
         assert [] == dashboard.errors
-    finally:
-        hostile.stop()
 
 
 def test_a_page_too_slow_to_read_is_told_how_many_events_it_lost(browser: Browser) -> None:
     """A page whose script is busy for seconds at 2,000 events/s falls behind its 50-message queue on the server:
     it shows the dropped count from the control messages."""
-    fast = Server(CHAINS, "--rate", "2000 events/s", "--client-queue", "50")
-    try:
-        dashboard = Dashboard(browser, fast.url)
+    with serve("--rate", "2000 events/s", "--client-queue", "50") as fast, Dashboard(browser, fast.url) as dashboard:
         dashboard.wait_rows(50)
         dashboard.page.evaluate("() => { const until = Date.now() + 3000; while (Date.now() < until); }")
         expect(dashboard.page.get_by_test_id("dropped")).to_have_text(
             re.compile(r"^[1-9][\d,]* events dropped \(too slow\)$"), timeout=WAIT_MS)
         assert [] == dashboard.unexpected_errors()
-    finally:
-        fast.stop()
 
 
 def test_a_dropped_connection_resumes_after_the_last_event(browser: Browser, tmp_path: Path) -> None:
     """The server goes away and comes back on the same store: the page says reconnecting, then reconnects with
     since=<the last event_id it got> and goes on with no event twice."""
     store = f"sqlite:{tmp_path / 'events.db'}"
-    first = Server(CHAINS, "--interval", "200ms", "--initial", "5", store=store)
-    second = None
-    try:
-        dashboard = Dashboard(browser, first.url)
+    with serve("--interval", "200ms", "--initial", "5", store=store) as first, \
+            Dashboard(browser, first.url) as dashboard:
         connection = dashboard.page.get_by_test_id("connection")
         expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
         dashboard.wait_rows(5)
@@ -337,42 +290,31 @@ def test_a_dropped_connection_resumes_after_the_last_event(browser: Browser, tmp
         expect(connection).to_have_attribute("data-state", "reconnecting", timeout=WAIT_MS)
         last = dashboard.first_id()
         # another seed: the same one would make the same event ids again
-        second = Server(CHAINS, "--interval", "200ms", "--initial", "5", store=store, port=first.port, seed=2)
-        expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
-        expect(dashboard.rows.first).not_to_have_attribute("data-event-id", last or "", timeout=WAIT_MS)
-        assert f"since={last}" in dashboard.sockets[-1]
-        shown = dashboard.page.eval_on_selector_all("[data-testid=event-row]",
-                                                    "rows => rows.map(r => r.dataset.eventId)")
-        assert len(set(shown)) == len(shown)
-        assert 0 == dashboard.page.get_by_test_id("note-row").count()
+        with serve("--interval", "200ms", "--initial", "5", store=store, port=port_of(first), seed=2):
+            expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+            expect(dashboard.rows.first).not_to_have_attribute("data-event-id", last or "", timeout=WAIT_MS)
+            assert f"since={last}" in dashboard.sockets[-1]
+            shown = dashboard.page.eval_on_selector_all("[data-testid=event-row]",
+                                                        "rows => rows.map(r => r.dataset.eventId)")
+            assert len(set(shown)) == len(shown)
+            assert 0 == dashboard.page.get_by_test_id("note-row").count()
         assert [] == dashboard.unexpected_errors()
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
 
 
 def test_a_server_that_cannot_resume_is_followed_live(browser: Browser) -> None:
     """A server restarted on a fresh memory store does not know the last event: the page notes it and goes live."""
-    first = Server(CHAINS, "--interval", "200ms", "--initial", "5")
-    second = None
-    try:
-        dashboard = Dashboard(browser, first.url)
+    with serve("--interval", "200ms", "--initial", "5") as first, Dashboard(browser, first.url) as dashboard:
         connection = dashboard.page.get_by_test_id("connection")
         dashboard.wait_rows(5)
         first.stop()
         expect(connection).to_have_attribute("data-state", "reconnecting", timeout=WAIT_MS)
-        second = Server(CHAINS, "--interval", "200ms", "--initial", "5", port=first.port, seed=2)
-        expect(dashboard.page.get_by_test_id("note-row")).to_have_text(
-            "could not resume after the last event received: live events from now on", timeout=WAIT_MS)
-        expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
-        expect(dashboard.rows.first).to_be_visible()
-        assert "since=" not in dashboard.sockets[-1]
+        with serve("--interval", "200ms", "--initial", "5", port=port_of(first), seed=2):
+            expect(dashboard.page.get_by_test_id("note-row")).to_have_text(
+                "could not resume after the last event received: live events from now on", timeout=WAIT_MS)
+            expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+            expect(dashboard.rows.first).to_be_visible()
+            assert "since=" not in dashboard.sockets[-1]
         assert [] == dashboard.unexpected_errors()
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
 
 
 def test_the_page_looks_right(dashboard: Dashboard) -> None:
