@@ -129,6 +129,7 @@ def test_unknown_paths_methods_and_huge_queries_get_json_errors(server):
         assert client.get(f"{server.api}/events?chain={'y' * 10_000}").status_code == 414
         page = client.get(server.url)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]  # nothing a payload holds can run
 
 
 def test_pagination_while_events_keep_arriving_gives_each_event_once():
@@ -264,6 +265,7 @@ def test_sigkill_then_restart_on_the_same_file_loses_nothing_committed(tmp_path)
         ids_after = [e["event_id"] for e in after]
         assert ids_after[:len(before)] == [e["event_id"] for e in before]
         wait_until(lambda: client.get(f"{again.api}/statistics").json()["events"] > len(after))
+    assert "the event ids repeat those of any earlier run with that seed" in again.stderr
 
 
 def test_automatic_mode_without_a_broker_says_so_and_serves(tmp_path):

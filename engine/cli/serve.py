@@ -173,6 +173,10 @@ def _bus(args: argparse.Namespace, token: str | None) -> tuple[Any, list[str]]:
         notes.append(f"automatic mode: {choice.reason}")
     sinks = [open_sink(spec) for spec in specs]
     store = open_store(args.store)
+    held = store.last_seq()
+    if held and args.seed is not None:
+        notes.append(f"the store holds events already: with --seed {args.seed} the event ids repeat those of any "
+                     "earlier run with that seed (give another --seed, or a fresh --store, for ids of their own)")
     settings: dict[str, Any] | None = None
     if generate:
         settings = {"continuous": True, "interval_ms": options.interval_ms, "initial_chains": options.initial,

@@ -39,6 +39,9 @@ PREFIX = "/api/event-bus"
 PAGE = Path(__file__).parent / "page"
 PAGE_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
               "style.css": "text/css; charset=utf-8"}  # the page: these files and nothing else
+# The page loads its own script and style and talks to this server only; nothing it shows can run.
+PAGE_POLICY = ("default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+               "frame-ancestors 'none'")
 MAX_QUERY = 8192  # bytes of a query string
 MAX_PATH = 2048  # bytes of a path
 
@@ -89,7 +92,9 @@ def _page_routes() -> list[Route]:
         body = (PAGE / name).read_bytes()
 
         async def serve(request: Request, body: bytes = body, media_type: str = media_type) -> Response:
-            return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
+            return Response(body, media_type=media_type,
+                            headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_POLICY,
+                                     "X-Content-Type-Options": "nosniff"})
 
         routes.append(Route("/" if name == "index.html" else f"/{name}", serve))
     return routes
