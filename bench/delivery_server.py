@@ -122,10 +122,24 @@ def chainsim(port: int) -> None:
         sink = Publish()
         simulation = sink.simulation = Simulation(catalog, options, sink)
         cpu = time.process_time()
-        await simulation.run_async()
+        hub.due = due_of(simulation)
+        try:
+            await simulation.run_async()
+        finally:
+            hub.due = None
         await drained()
         return {"events": len(sink.lateness), "lateness": percentiles(sink.lateness), "clients": hub.clients,
                 "cpu_s": time.process_time() - cpu}
+
+    def due_of(simulation: Simulation) -> Any:
+        """When the run's next step is due (the generator first: engine/server/hub.py Hub.due)."""
+        wall, peek = simulation.wall, simulation.scheduler.peek
+        assert wall is not None
+
+        def due() -> float:
+            at = peek()
+            return float("inf") if at is None else wall.due(at)
+        return due
 
     async def from_lines(command: list[str]) -> dict[str, Any]:
         """The floor's part, through the hub and the stream: FILE's lines on time, no generator."""

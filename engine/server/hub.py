@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +26,8 @@ import attrs
 from ..store.query import glob_regex, is_glob
 
 CLIENT_QUEUE, MAX_CLIENTS, RING = 1000, 256, 10_000
+TURN = 0.002  # seconds the senders (all together) send before they let timers that fell due run (the generator)
+PARK_MAX = 0.005  # seconds the senders wait at most for a generator that is behind, before they get a turn
 DROP_LIMIT_TIMES = 10  # a client that lost more than this many times its queue in all is closed
 SLOW = 4008  # close code: the client reads too slowly (lost more than drop_limit messages)
 TRY_AGAIN_LATER = 1013  # close code: max clients reached
@@ -134,10 +137,14 @@ class Hub:
         self._everything: list[Client] = []  # clients without a filter
         self._groups: dict[Filter, _Group] = {}
         self._count = 0
-        # The senders share turns of the event loop: they send until turn_end (monotonic), then let due timers run
-        # (the generator's) before one of them starts the next turn; so a run is never late by more than a turn
-        # because of its clients (engine/server/stream.py).
+        # The generator comes first (engine/server/stream.py). `due`, set by whoever runs the generator on this
+        # loop (and set back to None when the run ends), says when its next step is due (time.monotonic(); inf
+        # when nothing is): while a step is due the senders wait (at most PARK_MAX at a time). Without `due`, the
+        # senders share turns of the loop: they send until turn_end, then let due timers run first.
+        self.due: Callable[[], float] | None = None
         self.turn_end = 0.0
+        self._resume: asyncio.Future[None] | None = None
+        self._parked_at = 0.0
 
     @property
     def clients(self) -> int:
@@ -206,6 +213,26 @@ class Hub:
         found = [(seq, sent) for seq, fields, sent in _after(self.ring, after)
                  if matches is None or matches(fields)]
         return first, found
+
+    async def generator_first(self) -> None:
+        """Wait while the generator has a step due (see `due`), at most PARK_MAX; every sender that waits shares
+        one future, resolved by a timer that looks again each time the loop comes round."""
+        if self._resume is None:
+            loop = asyncio.get_running_loop()
+            self._resume = loop.create_future()
+            self._parked_at = time.monotonic()
+            loop.call_later(0, self._look, loop)
+        await asyncio.shield(self._resume)
+
+    def _look(self, loop: asyncio.AbstractEventLoop) -> None:
+        due, now = self.due, time.monotonic()
+        if due is not None and due() <= now and now - self._parked_at < PARK_MAX:
+            loop.call_later(0, self._look, loop)  # a timer: the generator's, due earlier, runs first
+            return
+        resume, self._resume = self._resume, None
+        self.turn_end = now + TURN  # then the senders have at least a turn, even if the generator is due again
+        if resume is not None and not resume.done():
+            resume.set_result(None)
 
     def remove(self, client: Client) -> None:
         """The stream handler is done with this client: free its slot and let close() know."""

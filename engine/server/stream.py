@@ -10,9 +10,11 @@ read and every message is deduplicated by seq, so there is no gap and no repeat.
 
 Each connection has two tasks: a sender that drains the client's queue (engine/server/hub.py) each time it is
 woken, and a listener that reads what the client sends (ignored) so pongs are read and a disconnect is seen.
-The senders take turns of the event loop (TURN, all of them together): when one is over they hand the loop
-back through a timer, so the generator's timers, due earlier, run first and clients never make a run late by
-more than about a turn, however many there are and however fast events come.
+The generator comes first: when the hub knows when the generator's next step is due (`Hub.due`), a sender
+that finds it due waits until the generator has run (at most PARK_MAX, then the senders get a turn); without
+it, the senders take turns of the event loop (TURN, all of them together) and hand the loop back through a
+timer when one is over, so the generator's timers, due earlier, run first. Either way clients never make a
+run late by more than about a turn, however many there are and however fast events come.
 Control messages have a top-level "control" key, which events never have. Close codes: 1013 when the server
 has max_clients already (the reason names the limit), 4008 for a client that lost too many messages, 1001 when
 the server shuts down (`await hub.close()` before uvicorn's own shutdown). Ping/pong is uvicorn's
@@ -32,13 +34,13 @@ from starlette.datastructures import QueryParams
 
 from ..errors import RequestError
 from ..store.query import decode_cursor
-from .hub import GOING_AWAY, TRY_AGAIN_LATER, Client, Filter, Hub, HubFull, dropped_message, message
+from .hub import GOING_AWAY, TRY_AGAIN_LATER, TURN, Client, Filter, Hub, HubFull, dropped_message, message
 from .params import event_filters, stream_since
 
 PAGE = 500  # stored events asked for at a time while catching up
 CATCH_UP_ROUNDS = 20  # store + ring rounds before a client that cannot catch up is sent live (told what it lost)
+COMMIT_WAIT = 0.05  # seconds between two rounds: the store's writer commits this often (engine/store/writer.py)
 CLOSE_WAIT = 10.0  # seconds a close frame may wait behind a client that reads nothing (uvicorn's close timeout)
-TURN = 0.002  # seconds the senders (all together) send before they let timers that fell due run (the generator)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -143,6 +145,12 @@ class StreamEndpoint:
                 return
             while queue:
                 now = monotonic()
+                due = hub.due
+                if due is not None and due() <= now and now > hub.turn_end:
+                    await hub.generator_first()  # the generator has a step due: it goes first
+                    if client.closing is not None:
+                        return
+                    continue
                 if now > hub.turn_end:  # the senders' turn is over: the generator first (see Hub.turn_end)
                     if now > hub.turn_end + TURN:  # they were idle meanwhile: the generator had the loop
                         hub.turn_end = now + TURN
@@ -164,9 +172,11 @@ class StreamEndpoint:
 
     async def _catch_up(self, client: Client, query: Any, after: int, send: Send) -> int:
         """Send the stored events after `after`, then the ring's, until what is left is in the queue; the seq of
-        the last one sent. While it runs, what the queue loses is not counted: the ring and the store have it."""
+        the last one sent. While it runs, what the queue loses is not counted: the ring and the store have it.
+        When the ring has moved past what the store had committed (or past what this client had looked at),
+        the store is asked again; after CATCH_UP_ROUNDS the client goes live, told how many it may have lost."""
         assert self.store is not None
-        store, hub, last = self.store, self.hub, after
+        store, hub, last, examined = self.store, self.hub, after, after
         client.catching_up = True
         try:
             for _ in range(CATCH_UP_ROUNDS):
@@ -179,23 +189,21 @@ class StreamEndpoint:
                             last = seq
                     if len(page) < PAGE:
                         break
-                covered = max(covered, last)
-                first, recent = hub.recent(last, client.filter)
-                if first > covered + 1:
-                    continue  # the ring has moved past what the store had committed: ask the store again
-                while recent:
+                examined = max(covered, last)  # every seq up to here was looked at (the store's, then the ring's)
+                while True:
+                    first, recent = hub.recent(last, client.filter)
+                    if first > examined + 1:
+                        break  # a hole between what was looked at and the ring: the store has it (or will)
+                    if not recent:
+                        return last  # no await since this look at the ring: the queue holds all that follows
+                    examined = hub.last_seq
                     for seq, item in recent:
                         await send(item)
                         last = seq
-                    first, recent = hub.recent(last, client.filter)
-                return last  # no await since the last look at the ring: the queue holds all that follows
-            # The store never caught up with the ring (it is far behind): go live, saying how many were lost.
+                await asyncio.sleep(COMMIT_WAIT)
             first, recent = hub.recent(last, client.filter)
-            await send(dropped_message(max(first - covered - 1, 0)))
-            for seq, item in recent:
-                await send(item)
-                last = seq
-            first, recent = hub.recent(last, client.filter)
+            if first > examined + 1:
+                await send(dropped_message(first - examined - 1))  # at most that many: some may not match
             while recent:
                 for seq, item in recent:
                     await send(item)
