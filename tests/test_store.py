@@ -33,11 +33,11 @@ from tests.conftest import CHAINS, ROOT, START
 Item = tuple[Any, ...]  # ("event", event, line) or ("end", correlation_id, chain, outcome, at)
 
 
-def catalog_items(count: int, seed: int = 1, mixed: bool = True) -> list[Item]:
+def catalog_items(count: int, seed: int = 1, mixed: bool = True, scenario: Path | None = None) -> list[Item]:
     """The events of a run of the real catalog, each chain's end right after its last event. With `mixed`, a
     third of the chain instances get tenant acme and namespace staging, so those filters have work."""
     outcomes: dict[str, str] = {}
-    events = list(stream(CHAINS, count=count, seed=seed, start=START, outcomes=outcomes))
+    events = list(stream(CHAINS, scenario, count=count, seed=seed, start=START, outcomes=outcomes))
     last = {event["correlation_id"]: index for index, event in enumerate(events)}
     items: list[Item] = []
     for index, event in enumerate(events):
@@ -337,7 +337,7 @@ def independent_statistics(items: list[Item]) -> dict[str, Any]:
     starts: dict[str, int] = {}
     chain_of: dict[str, str] = {}
     for event, ts in zip(events, stamps, strict=True):
-        starts.setdefault(event["correlation_id"], ts)
+        starts[event["correlation_id"]] = min(starts.get(event["correlation_id"], ts), ts)
         chain_of[event["correlation_id"]] = event["chain"]
     newest_second = max(stamps) // 1000
     durations: dict[str, list[int]] = collections.defaultdict(list)
@@ -376,6 +376,44 @@ def test_statistics_match_counts_computed_from_the_events(tmp_path: Path) -> Non
 
     assert independent_statistics(items) == store.statistics()
     store.close()
+
+
+def test_a_run_with_delivery_faults_is_stored_and_counted(tmp_path: Path) -> None:
+    """Duplicates (stored twice), reordered and late events (out of time order), stuck chains: the figures still
+    equal independent counts, and each chain's detail has all its deliveries."""
+    items = catalog_items(1500, scenario=ROOT / "scenarios" / "unreliable_delivery.yaml")
+    events = events_of(items)
+    assert len({e["event_id"] for e in events}) < len(events)  # the run has duplicates
+    stamps = [e["timestamp"] for e in events]
+    assert stamps != sorted(stamps)  # and events out of time order
+    store = stored(tmp_path / "events.db", items, batch_rows=300)
+
+    assert independent_statistics(items) == store.statistics()
+    duplicated = collections.Counter(e["event_id"] for e in events).most_common(1)[0][0]
+    cid = next(e["correlation_id"] for e in events if e["event_id"] == duplicated)
+    detail = store.chain(cid)
+    assert detail is not None
+    assert sorted(e["event_id"] for e in events if e["correlation_id"] == cid) == sorted(
+        e["event_id"] for e in detail["events"])
+    assert store.seq_of(duplicated) == 1 + next(i for i, e in enumerate(events) if e["event_id"] == duplicated)
+
+
+def test_timestamps_with_offsets_are_stored_as_the_same_moments(tmp_path: Path) -> None:
+    """Events whose timestamps are RFC 3339 with an offset (not the run's own form) get the right ms and figures."""
+    items = [item for item in catalog_items(20) if item[0] == "event"]
+    shifted = []
+    for _, event, _ in items:
+        moment = parse_timestamp(event["timestamp"])
+        text = format_timestamp(moment + 3_600_000)[:-1] + "+01:00"  # the same moment, an hour east
+        event = {**event, "timestamp": text}
+        shifted.append(("event", event, NATIVE.encode(event)))
+    store = stored(tmp_path / "events.db", shifted)
+    first = parse_timestamp(items[0][1]["timestamp"])
+
+    assert format_timestamp(first) == store.statistics()["since"]
+    page = store.events(EventQuery(since_ms=first, until_ms=first, order="asc"))
+    assert [orjson.loads(line)["event_id"] for line in page.items] == [
+        item[1]["event_id"] for item in items if parse_timestamp(item[1]["timestamp"]) == first]
 
 
 def test_statistics_are_loaded_again_when_the_store_opens(tmp_path: Path) -> None:

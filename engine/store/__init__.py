@@ -12,7 +12,8 @@ thread commits.
 
 The `Store` protocol (SQLiteStore in sqlite.py, PostgresStore in postgres.py):
 
-    commit(events, ends)           one batch in one transaction: StoredEvent tuples (seq, envelope fields, line)
+    commit(events, ends)           one batch in one transaction: StoredEvent tuples (seq, the envelope fields but
+                                   payload in FIELDS order, line)
                                    and ChainEnd(correlation_id, chain, outcome, at) (the writer calls this)
     events(EventQuery) -> Page     items: each event's JSON text (bytes), the run's line without its newline
     events_after(seq, query=None, limit=1000) -> [(seq, text)]   ascending, past seq (a stream's backlog): the

@@ -28,17 +28,15 @@ DURATIONS_KEPT = 1_000
 RECENTLY_FINISHED = 100_000  # finished instances remembered, so a late or duplicate event is not a new chain
 IN_FLIGHT, FINISHED = "in_flight", "finished"
 
-_ID, _TYPE, _CID, _CAUSE, _TENANT, _NAMESPACE, _TIMESTAMP, _CHAIN, _STEP = map(operator.itemgetter, range(9))
-_LINE = operator.itemgetter(2)
-_PREFIX, _MILLIS = operator.itemgetter(slice(0, 19)), operator.itemgetter(slice(20, 23))
+# A stored event as the writer queues it, and the events table's row: seq, then the envelope fields but the
+# payload in FIELDS order (event_id, event_type, correlation_id, causation_id, tenant_id, namespace, timestamp
+# as the run wrote it, chain, step), then the line with its newline. The table keeps the timestamp as ms.
+StoredEvent = tuple[Any, ...]
+_SEQ, _ID, _TYPE, _CID, _CAUSE, _TENANT, _NAMESPACE, _TIMESTAMP, _CHAIN, _STEP, _LINE = map(
+    operator.itemgetter, range(11))
+_PREFIX = operator.itemgetter(slice(0, 19))
 _DOT, _ZULU = operator.itemgetter(19), operator.itemgetter(23)
 _SECOND = (1000).__rfloordiv__  # ts // 1000
-
-# A stored event as the writer queues it: (seq, the envelope fields but payload, in FIELDS order, the line).
-StoredEvent = tuple[int, tuple[Any, ...], bytes]
-# The events table's row: seq, event_id, event_type, correlation_id, causation_id, tenant_id, namespace, ts (ms),
-# chain, step, line (with its newline, as the run wrote it).
-EventRow = tuple[int, str, str, str, "str | None", str, str, int, str, str, bytes]
 
 
 class ChainEnd(NamedTuple):
@@ -72,7 +70,7 @@ class Timestamps:
 class Plan(NamedTuple):
     """One batch, ready to write and then to count."""
 
-    rows: list[EventRow]
+    rows: Sequence[StoredEvent]  # the batch's events: the rows to insert
     chains: list[list[Any]]  # upserts: correlation_id, chain, tenant_id, first_seq, start, end, count, status, outcome
     ends: list[tuple[int, str, str]]  # updates of chains not in this batch: (end_ms, outcome, correlation_id)
     by_type: collections.Counter[str]
@@ -106,32 +104,34 @@ class Aggregates:
 
     # ---- a batch
     def plan(self, events: Sequence[StoredEvent], ends: Sequence[ChainEnd]) -> Plan:
-        """Rows and changes for one batch (nothing changes until `apply`); called by one thread at a time.
+        """Changes for one batch (nothing changes until `apply`); called by one thread at a time.
 
         Column by column with map/zip/Counter, so the per-event work runs in C: this is on the commit thread,
-        and every bytecode it runs holds the lock the generator's thread needs too."""
-        fields = [event[1] for event in events]
-        seqs = [event[0] for event in events]
-        cids = list(map(_CID, fields))
-        chain_names = list(map(_CHAIN, fields))
-        tenants = list(map(_TENANT, fields))
-        types = list(map(_TYPE, fields))
-        stamps = self._stamps(list(map(_TIMESTAMP, fields)))
-        rows: list[EventRow] = list(zip(seqs, map(_ID, fields), types, cids, map(_CAUSE, fields), tenants,
-                                        map(_NAMESPACE, fields), stamps, chain_names, map(_STEP, fields),
-                                        map(_LINE, events), strict=True))
-        counts = collections.Counter(cids)
+        and every bytecode it runs holds the interpreter lock the generator's thread needs too. Timestamps
+        in the run's own form (2026-01-01T00:00:00.150Z) sort as text in time order, so they are compared as
+        text and only one per chain instance and per second becomes a number."""
+        seqs = list(map(_SEQ, events))
+        cids = list(map(_CID, events))
+        tenants = list(map(_TENANT, events))
+        types = list(map(_TYPE, events))
+        texts = list(map(_TIMESTAMP, events))
+        ms = self.timestamps.ms
+        uniform = bool(texts) and set(map(len, texts)) == {24} and set(map(_ZULU, texts)) == {"Z"} and \
+            set(map(_DOT, texts)) == {"."}
+        keys: list[Any] = texts if uniform else list(map(ms, texts))
+        to_ms: Any = ms if uniform else int
         first_index = dict(zip(reversed(cids), range(len(cids) - 1, -1, -1), strict=True))
-        if all(map(operator.le, stamps, stamps[1:])):  # in time order (no late or reordered event): first, last
-            starts = {cid: stamps[index] for cid, index in first_index.items()}
-            ends_at = dict(zip(cids, stamps, strict=True))
+        if all(map(operator.le, keys, keys[1:])):  # in time order (no late or reordered event): first, last
+            starts = {cid: keys[index] for cid, index in first_index.items()}
+            ends_at = dict(zip(cids, keys, strict=True))
         else:
             starts, ends_at = {}, {}
-            for cid, ts in zip(cids, stamps, strict=True):
-                starts[cid] = min(starts.get(cid, ts), ts)
-                ends_at[cid] = max(ends_at.get(cid, ts), ts)
-        chains = {cid: [cid, chain_names[index], tenants[index], seqs[index], starts[cid], ends_at[cid], counts[cid],
-                        IN_FLIGHT, None] for cid, index in first_index.items()}
+            for cid, key in zip(cids, keys, strict=True):
+                starts[cid] = min(starts.get(cid, key), key)
+                ends_at[cid] = max(ends_at.get(cid, key), key)
+        counts = collections.Counter(cids)
+        chains = {cid: [cid, events[index][8], tenants[index], seqs[index], to_ms(starts[cid]), to_ms(ends_at[cid]),
+                        counts[cid], IN_FLIGHT, None] for cid, index in first_index.items()}
         open_, recent = self.open, self.recent
         new = [(cid, row[1], row[4], False) for cid, row in chains.items() if cid not in open_ and cid not in recent]
         fresh = {item[0]: item for item in new}
@@ -152,24 +152,17 @@ class Aggregates:
             else:
                 updates.append((end.at, end.outcome, cid))
             finished.append((cid, end.chain, end.outcome, end.at - start))
+        if uniform:
+            seconds = collections.Counter({ms(prefix + ".000Z") // 1000: n
+                                           for prefix, n in collections.Counter(map(_PREFIX, texts)).items()})
+        else:
+            seconds = collections.Counter(map(_SECOND, keys))
         by_type = collections.Counter(types)
         with self.lock:
             self.types.update(by_type)
-        return Plan(rows, list(chains.values()), updates, by_type, collections.Counter(tenants),
-                    collections.Counter(map(_SECOND, stamps)), list(fresh.values()), finished,
-                    max(stamps) if stamps else None, min(stamps) if stamps else None)
-
-    def _stamps(self, texts: list[str]) -> list[int]:
-        """Epoch ms of each text: for the run's own form, each distinct second parsed once and the rest in C."""
-        if texts and set(map(len, texts)) == {24} and set(map(_DOT, texts)) == {"."} and \
-                set(map(_ZULU, texts)) == {"Z"}:
-            try:
-                prefixes = list(map(_PREFIX, texts))
-                seconds = {prefix: self.timestamps.ms(prefix + ".000Z") for prefix in set(prefixes)}
-                return list(map(operator.add, map(seconds.__getitem__, prefixes), map(int, map(_MILLIS, texts))))
-            except ValueError:
-                pass
-        return list(map(self.timestamps.ms, texts))
+        return Plan(events, list(chains.values()), updates, by_type, collections.Counter(tenants), seconds,
+                    list(fresh.values()), finished, to_ms(max(keys)) if keys else None,
+                    to_ms(min(keys)) if keys else None)
 
     def apply(self, plan: Plan) -> None:
         with self.lock:

@@ -231,9 +231,9 @@ class PostgresStore:
             with self._transaction("commit") as cursor:
                 if events:
                     with cursor.copy(self._q(f"COPY {{batch}} ({', '.join(COPY_COLUMNS)}) FROM STDIN")) as copy:
-                        for seq, f, line in events:
-                            copy.write_row((seq, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], payload(line),
-                                            line[:-1].decode()))
+                        for event in events:
+                            line = event[10]
+                            copy.write_row((*event[:10], payload(line), line[:-1].decode()))
                     cursor.execute(self._q("INSERT INTO {table} SELECT * FROM {batch} ON CONFLICT DO NOTHING "
                                            "RETURNING seq"))
                     inserted = {row[0] for row in cursor.fetchall()}

@@ -62,7 +62,9 @@ CREATE INDEX chains_outcome ON chains (outcome, first_seq);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"""
 TABLES = ("events", "chains", "meta")
 
-INSERT_EVENT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# The writer's tuples as they are; SQLite turns the timestamp text into ms (exact for years 1000-9999).
+INSERT_EVENT = ("INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                "CAST(round((julianday(?8) - 2440587.5) * 86400000.0) AS INTEGER), ?9, ?10, ?11)")
 UPSERT_CHAIN = """\
 INSERT INTO chains VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (correlation_id) DO UPDATE SET

@@ -1,11 +1,11 @@
 """StoreWriter: a run sink that numbers events and commits them to a store in batches, on a thread of its own.
 
 `write` (or `assign`, which also returns the event's seq) runs on the generator's thread for every event,
-so it only takes the envelope fields out of the dict (one C call), gives the next seq and appends to a
-deque: no JSON parsing, no lock. The commit thread wakes every `every_s` seconds, or when `batch_rows`
-events wait, and commits what is queued in transactions of at most `batch_rows` events (the store turns
-them into rows and moves its figures). When more than `max_pending` events wait, `write` waits for the
-commit thread (a run in virtual time is faster than any disk).
+so it only takes the envelope fields out of the dict (one C call) into a tuple with the next seq and the
+line, and appends it to a deque: no JSON parsing, no lock. The commit thread wakes every `every_s` seconds,
+or when `batch_rows` events wait, and commits what is queued in transactions of at most `batch_rows` events
+(the store inserts the tuples as they are and moves its figures). When more than `max_pending` events wait,
+`write` waits for the commit thread (a run in virtual time is faster than any disk).
 
 A commit that fails is kept and raised as StoreError from the next write, flush or close, never lost.
 Killed, the writer loses what was queued and not committed; committed batches stay (see sqlite.py).
@@ -60,7 +60,7 @@ class StoreWriter(SinkBase):
         if self._error is not None:
             self._raise()
         seq = self.last_assigned = self.last_assigned + 1
-        self._append((seq, self._fields(event), line))
+        self._append((seq, *self._fields(event), line))
         if not seq % self.batch_rows:
             self._full()
 
@@ -69,7 +69,7 @@ class StoreWriter(SinkBase):
         if self._error is not None:
             self._raise()
         seq = self.last_assigned = self.last_assigned + 1
-        self._append((seq, self._fields(event), line))
+        self._append((seq, *self._fields(event), line))
         if not seq % self.batch_rows:
             self._full()
         return seq
