@@ -35,6 +35,7 @@ PYTHON = sys.executable
 START_MS = 1767225600000
 PATH = "/api/event-bus/stream"
 P99_MS = 50.0
+ATTEMPTS = 3
 LADDERS = {1: [2000, 3000, 4500, 6500, 9000, 12500, 17500, 25000, 35000],
            10: [1000, 1500, 2200, 3200, 4500, 6500, 9000, 12500, 17500],
            100: [100, 200, 350, 500, 700, 1000, 1400, 2000, 2800, 4000]}
@@ -151,24 +152,27 @@ def trial(server: Server, lines: Lines, clients: int, rate: float, seconds: floa
 
 
 def ladder(servers: dict[str, Server], lines: Lines, clients: int, rates: list[int], seconds: float,
-           log: Any) -> dict[str, dict[str, Any]]:
-    """Each server up the ladder, rung by rung, until its first failure: its best rung's figures."""
-    best: dict[str, dict[str, Any]] = {kind: {} for kind in servers}
-    going = set(servers)
+           log: Any, attempts: int = ATTEMPTS) -> dict[str, dict[str, Any]]:
+    """Each server up the ladder, rung by rung: a rung passes if one of ATTEMPTS trials passes (the machine is
+    shared: a pause of the whole process fails a trial now and then); a server stops after two rungs in a row
+    that fail. Its figures at the highest rung it passed, and at every rung it passed (`passed`: rate -> figures)."""
+    best: dict[str, dict[str, Any]] = {kind: {"passed": {}} for kind in servers}
+    failed = dict.fromkeys(servers, 0)
     for rate in rates:
-        for kind in [k for k in KINDS if k in going]:
-            result = trial(servers[kind], lines, clients, rate, seconds)
-            if not result["passed"]:  # the machine is shared: a pause of the whole process fails a rung once
-                log(f"  {clients:>3} clients {rate:>6} events/s {kind:<8} p99 {result['p99']:7.1f} ms  (once more)")
+        for kind in [k for k in KINDS if k in servers and failed[k] < 2]:
+            for _ in range(attempts):
                 result = trial(servers[kind], lines, clients, rate, seconds)
-            log(f"  {clients:>3} clients {rate:>6} events/s {kind:<8} p99 {result['p99']:7.1f} ms  "
-                f"{result['cpu_us']:6.1f} µs CPU/message  "
-                f"{'ok' if result['passed'] else 'FAIL'}{'' if result['complete'] else ' (lost events)'}")
+                log(f"  {clients:>3} clients {rate:>6} events/s {kind:<8} p99 {result['p99']:7.1f} ms  "
+                    f"{result['cpu_us']:6.1f} µs CPU/message  "
+                    f"{'ok' if result['passed'] else 'fail'}{'' if result['complete'] else ' (lost events)'}")
+                if result["passed"]:
+                    break
             if result["passed"]:
-                best[kind] = {"rate": rate, **result}
+                best[kind] = {"rate": rate, **result, "passed": {**best[kind]["passed"], rate: result}}
+                failed[kind] = 0
             else:
-                going.discard(kind)
-        if not going:
+                failed[kind] += 1
+        if all(count >= 2 for count in failed.values()):
             break
     return best
 
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = Lines(Path(folder))
         servers = {kind: Server(kind) for kind in KINDS}
         try:
-            results = {clients: ladder(servers, lines, clients, rates, seconds, log)
+            results = {clients: ladder(servers, lines, clients, rates, seconds, log, 1 if args.smoke else ATTEMPTS)
                        for clients, rates in ladders.items()}
             at = results[10]["chainsim"].get("rate") or ladders[10][0]
             alone = trial(servers["chainsim"], lines, 0, at, seconds)
@@ -206,18 +210,26 @@ def main(argv: list[str] | None = None) -> int:
 def table(results: dict[int, dict[str, dict[str, Any]]], alone: dict[str, Any], late: dict[str, Any], at: float,
           seconds: float, elapsed: float) -> str:
     out = [f"delivery over loopback, {os.cpu_count()} cores, {seconds:g} s trials; a rate passes when every client "
-           f"gets every event with p99 <= {P99_MS:g} ms (event timestamp -> receipt). floor: websockets' broadcast "
-           "of pre-encoded lines; stream: chainsim's stream under uvicorn publishing the same lines; chainsim: the "
-           "same with the catalog generated on the wall clock. CPU: the server's, per message, at its best rate.",
-           f"{'clients':>7}  {'floor ev/s':>10} {'CPU µs':>6}  {'stream ev/s':>11} {'CPU µs':>6} {'ratio':>5}  "
-           f"{'chainsim ev/s':>13} {'CPU µs':>6} {'ratio':>5}"]
+           f"gets every event with p99 <= {P99_MS:g} ms (event timestamp -> receipt), in one of {ATTEMPTS} trials. "
+           "floor: websockets' broadcast of pre-encoded lines; stream: chainsim's stream under uvicorn publishing "
+           "the same lines; chainsim: the same with the catalog generated on the wall clock. ev/s: the highest "
+           "rate passed (ratio to the floor's); CPU: the server's µs per message at the highest rate both it and "
+           "the floor passed (ratio: floor's / its own, the figure the machine's noise moves least).",
+           f"{'clients':>7}  {'floor ev/s':>10}  {'stream ev/s':>11} {'ratio':>5} {'CPU µs':>13} {'ratio':>5}  "
+           f"{'chainsim ev/s':>13} {'ratio':>5} {'CPU µs':>13} {'ratio':>5}"]
     for clients, best in results.items():
         floor = best.get("floor", {})
-        row = f"{clients:>7}  {floor.get('rate', 0):>10,} {floor.get('cpu_us', 0):>6.1f}"
+        row = f"{clients:>7}  {floor.get('rate', 0):>10,}"
         for kind, width in (("stream", 11), ("chainsim", 13)):
             ours = best.get(kind, {})
             ratio = f"{ours.get('rate', 0) / floor['rate']:.2f}x" if floor.get("rate") else "-"
-            row += f"  {ours.get('rate', 0):>{width},} {ours.get('cpu_us', 0):>6.1f} {ratio:>5}"
+            common = sorted(set(floor.get("passed", {})) & set(ours.get("passed", {})))
+            if common:
+                theirs, own = floor["passed"][common[-1]]["cpu_us"], ours["passed"][common[-1]]["cpu_us"]
+                cpu, cpu_ratio = f"{own:.1f} vs {theirs:.1f}", f"{theirs / own:.2f}x"
+            else:
+                cpu, cpu_ratio = "-", "-"
+            row += f"  {ours.get('rate', 0):>{width},} {ratio:>5} {cpu:>13} {cpu_ratio:>5}"
         out.append(row)
     lateness, baseline = late["server"]["lateness"], alone["server"]["lateness"]
     out.append(f"generator lateness at {at:,} events/s (chainsim's best with 10 clients), with 100 clients + 1 that "
