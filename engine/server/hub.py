@@ -3,7 +3,7 @@
 It lives on the event loop's thread. `publish(seq, event, line)` is called for every event, in order: it decodes
 the line once, builds the one WebSocket message every client shares, and appends it to the bounded queue of each
 client whose filter matches (clients without a filter skip matching; clients with the same filter share one
-match), then sets that client's wake-up event. Each client's sender task (engine/server/stream.py) drains its
+match), then wakes that client's sender. Each client's sender task (engine/server/stream.py) drains its
 queue. A queue that is full loses its oldest message: the client is told how many with a control message
 `{"control": "dropped", "count": N}` before the next event it gets; a client that has lost more than `drop_limit`
 messages in all (default ten times its queue) is closed with code 4008.
@@ -91,12 +91,12 @@ class HubFull(Exception):
 class Client:
     """One stream client's side of the hub: its bounded queue, what it lost, its wake-up and close requests."""
 
-    __slots__ = ("filter", "queue", "wake", "stop", "dropped", "dropped_total", "closing", "catching_up", "done")
+    __slots__ = ("filter", "queue", "waiter", "stop", "dropped", "dropped_total", "closing", "catching_up", "done")
 
     def __init__(self, filter: Filter, size: int) -> None:
         self.filter = filter
         self.queue: collections.deque[tuple[int, Message]] = collections.deque(maxlen=size)
-        self.wake = asyncio.Event()  # set when the queue has something or the client must close
+        self.waiter: asyncio.Future[None] | None = None  # the sender's while it waits: resolved by wake()
         self.stop = asyncio.Event()  # set when the client must close (its sender may be waiting on a full socket)
         self.dropped = 0  # lost since the last "dropped" control message
         self.dropped_total = 0
@@ -104,10 +104,17 @@ class Client:
         self.catching_up = False  # True while it sends its `since` backlog: the ring fills what the queue loses
         self.done = asyncio.Event()  # set by the stream handler when the connection is finished
 
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
             self.closing = (code, reason)
-        self.wake.set()
+        self.wake()
         self.stop.set()
 
 
@@ -143,7 +150,7 @@ class Hub:
         # senders share turns of the loop: they send until turn_end, then let due timers run first.
         self.due: Callable[[], float] | None = None
         self.turn_end = 0.0
-        self._resume: asyncio.Future[None] | None = None
+        self.parking = False
         self._parked_at = 0.0
 
     @property
@@ -194,6 +201,7 @@ class Hub:
                 self._deliver(group.clients, item)
 
     def _deliver(self, clients: list[Client], item: tuple[int, Message]) -> None:
+        parking = self.parking  # the generator is behind: the senders are woken when it is done (_look)
         for client in clients:
             queue = client.queue
             if len(queue) == queue.maxlen and not client.catching_up:
@@ -203,7 +211,12 @@ class Hub:
                     client.close(SLOW, f"too slow: lost more than {self.drop_limit} messages (the queue holds "
                                        f"{queue.maxlen})")
             queue.append(item)
-            client.wake.set()
+            if not parking:
+                waiter = client.waiter
+                if waiter is not None:
+                    client.waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
 
     def recent(self, after: int, filter: Filter) -> tuple[int, list[tuple[int, Message]]]:
         """The ring's events with seq > after that the filter lets through, and the first seq the ring still
@@ -214,25 +227,28 @@ class Hub:
                  if matches is None or matches(fields)]
         return first, found
 
-    async def generator_first(self) -> None:
-        """Wait while the generator has a step due (see `due`), at most PARK_MAX; every sender that waits shares
-        one future, resolved by a timer that looks again each time the loop comes round."""
-        if self._resume is None:
-            loop = asyncio.get_running_loop()
-            self._resume = loop.create_future()
+    def park(self) -> None:
+        """A sender found the generator due: the senders wait (publish wakes none of them) until it has nothing
+        due any more, or for PARK_MAX, then every sender with something to send is woken and they have a turn."""
+        if not self.parking:
+            self.parking = True
             self._parked_at = time.monotonic()
+            loop = asyncio.get_running_loop()
             loop.call_later(0, self._look, loop)
-        await asyncio.shield(self._resume)
 
     def _look(self, loop: asyncio.AbstractEventLoop) -> None:
         due, now = self.due, time.monotonic()
         if due is not None and due() <= now and now - self._parked_at < PARK_MAX:
             loop.call_later(0, self._look, loop)  # a timer: the generator's, due earlier, runs first
             return
-        resume, self._resume = self._resume, None
-        self.turn_end = now + TURN  # then the senders have at least a turn, even if the generator is due again
-        if resume is not None and not resume.done():
-            resume.set_result(None)
+        self.parking = False
+        self.turn_end = now + TURN  # the senders have at least a turn, even if the generator is due again
+        for client in self._all():
+            if client.queue or client.closing is not None:
+                client.wake()
+
+    def _all(self) -> list[Client]:
+        return [*self._everything, *(client for group in self._groups.values() for client in group.clients)]
 
     def remove(self, client: Client) -> None:
         """The stream handler is done with this client: free its slot and let close() know."""
@@ -244,7 +260,7 @@ class Hub:
         for their handlers to finish; refuse new clients from now on. Call it before uvicorn's own shutdown
         (which would close them with 1012)."""
         self.closed = True
-        clients = [*self._everything, *(c for group in self._groups.values() for c in group.clients)]
+        clients = self._all()
         for client in clients:
             client.close(code, reason)
         if clients:

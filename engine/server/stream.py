@@ -10,11 +10,11 @@ read and every message is deduplicated by seq, so there is no gap and no repeat.
 
 Each connection has two tasks: a sender that drains the client's queue (engine/server/hub.py) each time it is
 woken, and a listener that reads what the client sends (ignored) so pongs are read and a disconnect is seen.
-The generator comes first: when the hub knows when the generator's next step is due (`Hub.due`), a sender
-that finds it due waits until the generator has run (at most PARK_MAX, then the senders get a turn); without
-it, the senders take turns of the event loop (TURN, all of them together) and hand the loop back through a
-timer when one is over, so the generator's timers, due earlier, run first. Either way clients never make a
-run late by more than about a turn, however many there are and however fast events come.
+The generator comes first. The senders take turns of the event loop (TURN, all of them together); when a
+turn is over and the hub knows the generator has a step due (`Hub.due`), they all wait (publish wakes none
+of them) until it has caught up, or for at most PARK_MAX, then get the next turn; otherwise they hand the
+loop back through a timer, so timers that fell due meanwhile run first. So clients never make a run late by
+much more than a turn, however many there are and however fast events come.
 Control messages have a top-level "control" key, which events never have. Close codes: 1013 when the server
 has max_clients already (the reason names the limit), 4008 for a client that lost too many messages, 1001 when
 the server shuts down (`await hub.close()` before uvicorn's own shutdown). Ping/pong is uvicorn's
@@ -136,39 +136,34 @@ class StreamEndpoint:
 
     async def _send(self, client: Client, query: Any, after: int | None, send: Send) -> None:
         last = 0 if after is None else await self._catch_up(client, query, after, send)
-        queue, wake, hub = client.queue, client.wake, self.hub
+        queue, hub = client.queue, self.hub
         monotonic, loop = time.monotonic, asyncio.get_running_loop()
-        while True:
-            await wake.wait()
-            wake.clear()
-            if client.closing is not None:
-                return
-            while queue:
-                now = monotonic()
+        while client.closing is None:
+            if not queue or hub.parking:  # nothing to send, or the generator goes first: until woken
+                client.waiter = waiter = loop.create_future()
+                await waiter
+                continue
+            now = monotonic()
+            if now > hub.turn_end:  # the senders' turn is over (see Hub.due and Hub.turn_end)
                 due = hub.due
-                if due is not None and due() <= now and now > hub.turn_end:
-                    await hub.generator_first()  # the generator has a step due: it goes first
-                    if client.closing is not None:
-                        return
+                if due is not None and due() <= now:
+                    hub.park()  # the generator has a step due: it goes first
                     continue
-                if now > hub.turn_end:  # the senders' turn is over: the generator first (see Hub.turn_end)
-                    if now > hub.turn_end + TURN:  # they were idle meanwhile: the generator had the loop
+                if now > hub.turn_end + TURN:  # the senders were idle meanwhile: others had the loop
+                    hub.turn_end = now + TURN
+                else:
+                    await _after_due_timers(loop)
+                    now = monotonic()
+                    if now > hub.turn_end:
                         hub.turn_end = now + TURN
-                    else:
-                        await _after_due_timers(loop)
-                        if client.closing is not None:
-                            return
-                        now = monotonic()
-                        if now > hub.turn_end:
-                            hub.turn_end = now + TURN
-                        continue
-                if client.dropped:
-                    count, client.dropped = client.dropped, 0
-                    await send(dropped_message(count))
-                seq, item = queue.popleft()
-                if seq > last:
-                    last = seq
-                    await send(item)
+                    continue
+            if client.dropped:
+                count, client.dropped = client.dropped, 0
+                await send(dropped_message(count))
+            seq, item = queue.popleft()
+            if seq > last:
+                last = seq
+                await send(item)
 
     async def _catch_up(self, client: Client, query: Any, after: int, send: Send) -> int:
         """Send the stored events after `after`, then the ring's, until what is left is in the queue; the seq of
