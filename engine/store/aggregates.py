@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import math
 import operator
 import threading
@@ -34,9 +35,17 @@ IN_FLIGHT, FINISHED = "in_flight", "finished"
 StoredEvent = tuple[Any, ...]
 _SEQ, _ID, _TYPE, _CID, _CAUSE, _TENANT, _NAMESPACE, _TIMESTAMP, _CHAIN, _STEP, _LINE = map(
     operator.itemgetter, range(11))
-_PREFIX = operator.itemgetter(slice(0, 19))
+_PREFIX, _MILLIS = operator.itemgetter(slice(0, 19)), operator.itemgetter(slice(20, 23))
 _DOT, _ZULU = operator.itemgetter(19), operator.itemgetter(23)
 _SECOND = (1000).__rfloordiv__  # ts // 1000
+_ROW_CID, _ROW_CHAIN, _ROW_START = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(4)
+
+
+def _pick(values: list[Any], indexes: list[int]) -> list[Any]:
+    """values[i] for each i, in C."""
+    if len(indexes) == 1:
+        return [values[indexes[0]]]
+    return list(operator.itemgetter(*indexes)(values)) if indexes else []
 
 
 class ChainEnd(NamedTuple):
@@ -49,22 +58,35 @@ class ChainEnd(NamedTuple):
 
 
 class Timestamps:
-    """RFC 3339 text to epoch ms, fast for the run's own form (2026-01-01T00:00:00.150Z): one cached second."""
+    """RFC 3339 text to epoch ms, fast for the run's own form (2026-01-01T00:00:00.150Z): seconds cached."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_seconds",)
+    KEPT = 4096  # seconds cached; a batch's timestamps lie within a few seconds of each other
 
     def __init__(self) -> None:
-        self._prefix = ""
-        self._second = 0
+        self._seconds: dict[str, int] = {}
 
     def ms(self, text: str) -> int:
         if len(text) == 24 and text[19] == "." and text[23] == "Z":
             prefix = text[:19]
-            if prefix != self._prefix:
+            second = self._seconds.get(prefix)
+            if second is None:
+                if len(self._seconds) >= self.KEPT:
+                    self._seconds.clear()
                 moment = dt.datetime.fromisoformat(prefix).replace(tzinfo=dt.UTC)
-                self._second, self._prefix = int(moment.timestamp()), prefix
-            return self._second * 1000 + int(text[20:23])
+                second = self._seconds[prefix] = int(moment.timestamp())
+            return second * 1000 + int(text[20:23])
         return parse_timestamp(text)
+
+    def many(self, texts: list[str]) -> list[int]:
+        """ms of texts all in the run's own form (checked by the caller): each distinct second parsed once, the
+        rest in C."""
+        prefixes = list(map(_PREFIX, texts))
+        known = self._seconds
+        for prefix in set(prefixes).difference(known):
+            self.ms(prefix + ".000Z")
+        seconds = map(known.__getitem__, prefixes)
+        return list(map(operator.add, map((1000).__mul__, seconds), map(int, map(_MILLIS, texts))))
 
 
 class Plan(NamedTuple):
@@ -76,7 +98,7 @@ class Plan(NamedTuple):
     by_type: collections.Counter[str]
     by_tenant: collections.Counter[str]
     seconds: collections.Counter[int]
-    new: list[tuple[str, str, int, bool]]  # correlation_id, chain, start, finished in this batch
+    new: list[list[Any]]  # the rows of `chains` that are new instances
     finished: list[tuple[str, str, str, int]]  # correlation_id, chain, outcome, duration
     newest: int | None
     oldest: int | None
@@ -121,32 +143,39 @@ class Aggregates:
         keys: list[Any] = texts if uniform else list(map(ms, texts))
         to_ms: Any = ms if uniform else int
         first_index = dict(zip(reversed(cids), range(len(cids) - 1, -1, -1), strict=True))
+        order = sorted(first_index.values())  # each instance's first event in the batch, in arrival order
+        ucids = _pick(cids, order)
         if all(map(operator.le, keys, keys[1:])):  # in time order (no late or reordered event): first, last
-            starts = {cid: keys[index] for cid, index in first_index.items()}
-            ends_at = dict(zip(cids, keys, strict=True))
+            start_keys = _pick(keys, order)
+            end_keys = list(map(dict(zip(cids, keys, strict=True)).__getitem__, ucids))
         else:
-            starts, ends_at = {}, {}
+            starts: dict[str, Any] = {}
+            ends_at: dict[str, Any] = {}
             for cid, key in zip(cids, keys, strict=True):
                 starts[cid] = min(starts.get(cid, key), key)
                 ends_at[cid] = max(ends_at.get(cid, key), key)
+            start_keys = list(map(starts.__getitem__, ucids))
+            end_keys = list(map(ends_at.__getitem__, ucids))
+        if uniform:
+            start_keys, end_keys = self.timestamps.many(start_keys), self.timestamps.many(end_keys)
         counts = collections.Counter(cids)
-        chains = {cid: [cid, events[index][8], tenants[index], seqs[index], to_ms(starts[cid]), to_ms(ends_at[cid]),
-                        counts[cid], IN_FLIGHT, None] for cid, index in first_index.items()}
+        rows = list(map(list, zip(ucids, _pick(list(map(_CHAIN, events)), order), _pick(tenants, order),
+                                  _pick(seqs, order), start_keys, end_keys, map(counts.__getitem__, ucids),
+                                  itertools.repeat(IN_FLIGHT), itertools.repeat(None))))
+        chains = dict(zip(ucids, rows, strict=True))
         open_, recent = self.open, self.recent
-        new = [(cid, row[1], row[4], False) for cid, row in chains.items() if cid not in open_ and cid not in recent]
-        fresh = {item[0]: item for item in new}
+        fresh = set(itertools.filterfalse(recent.__contains__, itertools.filterfalse(open_.__contains__, ucids)))
         finished: list[tuple[str, str, str, int]] = []
         updates: list[tuple[int, str, str]] = []
         for end in ends:
             cid = end.correlation_id
+            row = chains.get(cid)
             if cid in fresh:
-                start = fresh[cid][2]
-                fresh[cid] = (cid, fresh[cid][1], start, True)
+                start = row[4]  # type: ignore[index]
             elif cid in open_:
                 start = open_[cid]
             else:
                 continue  # finished already, or its events are gone
-            row = chains.get(cid)
             if row is not None:
                 row[5], row[7], row[8] = end.at, FINISHED, end.outcome
             else:
@@ -160,8 +189,8 @@ class Aggregates:
         by_type = collections.Counter(types)
         with self.lock:
             self.types.update(by_type)
-        return Plan(events, list(chains.values()), updates, by_type, collections.Counter(tenants), seconds,
-                    list(fresh.values()), finished, to_ms(max(keys)) if keys else None,
+        return Plan(events, rows, updates, by_type, collections.Counter(tenants), seconds,
+                    [row for row in rows if row[0] in fresh], finished, to_ms(max(keys)) if keys else None,
                     to_ms(min(keys)) if keys else None)
 
     def apply(self, plan: Plan) -> None:
@@ -175,13 +204,15 @@ class Aggregates:
                 self._prune_seconds()
             if plan.oldest is not None:
                 self.oldest = plan.oldest if self.oldest is None else min(self.oldest, plan.oldest)
-            for cid, chain, start, _ in plan.new:
-                self.chains += 1
-                self.by_chain[chain] += 1
-                self.open[cid] = start
+            self.chains += len(plan.new)
+            self.by_chain.update(map(_ROW_CHAIN, plan.new))
+            self.open.update(zip(map(_ROW_CID, plan.new), map(_ROW_START, plan.new), strict=True))
             for cid, chain, outcome, duration in plan.finished:
                 self.open.pop(cid, None)
-                self.by_outcome.setdefault(chain, collections.Counter())[outcome] += 1
+                outcomes = self.by_outcome.get(chain)
+                if outcomes is None:
+                    outcomes = self.by_outcome[chain] = collections.Counter()
+                outcomes[outcome] += 1
                 self._durations(chain).append((cid, duration))
                 self._finished(cid)
 
