@@ -1,8 +1,9 @@
 """The store's figures kept in memory: what `statistics()` answers without reading the table.
 
 Loaded once when a store opens (a few GROUP BY queries on indexes), then moved by each commit and each
-retention delete. Both backends turn a batch into table rows and figure changes here (`plan`), write the
-rows in one transaction, and only then `apply` the changes, so a failed commit changes no figure.
+retention delete. Both backends get a batch's chain rows and figure changes from here (`plan`), write the
+events and chain rows in one transaction, and only then `apply` the changes, so a failed commit changes no
+figure.
 
     events per second   whole seconds of event time: the newest event's second and the 59 (299) before it
     durations           end (the end_chain time) - start (the first event's time) of the last 1,000 finished
