@@ -3,8 +3,9 @@
 It lives on the event loop's thread. `publish(seq, event, line)` is called for every event, in order: it decodes
 the line once, builds the one WebSocket message every client shares, and appends it to the bounded queue of each
 client whose filter matches (clients without a filter skip matching; clients with the same filter share one
-match), then wakes that client's sender. Each client's sender task (engine/server/stream.py) drains its
-queue. A queue that is full loses its oldest message: the client is told how many with a control message
+match). Each client's sender task (engine/server/stream.py) drains its queue; the senders with something to
+send are woken LINGER (1 ms) after the first event since the last wake-up, so that at high rates each wakes
+for several events. A queue that is full loses its oldest message: the client is told how many with a control message
 `{"control": "dropped", "count": N}` before the next event it gets; a client that has lost more than `drop_limit`
 messages in all (default ten times its queue) is closed with code 4008.
 
@@ -27,6 +28,7 @@ from ..store.query import glob_regex, is_glob
 
 CLIENT_QUEUE, MAX_CLIENTS, RING = 1000, 256, 10_000
 TURN = 0.002  # seconds the senders (all together) send before they let timers that fell due run (the generator)
+LINGER = 0.001  # seconds between an event and the wake-up of its senders: at high rates each wakes for several
 PARK_MAX = 0.005  # seconds the senders wait at most for a generator that is behind, before they get a turn
 DROP_LIMIT_TIMES = 10  # a client that lost more than this many times its queue in all is closed
 SLOW = 4008  # close code: the client reads too slowly (lost more than drop_limit messages)
@@ -152,6 +154,8 @@ class Hub:
         self.turn_end = 0.0
         self.parking = False
         self._parked_at = 0.0
+        self._waking = False  # a wake-up of the senders is due (LINGER after an event)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def clients(self) -> int:
@@ -199,9 +203,23 @@ class Hub:
         for group in self._groups.values():
             if group.matches(fields):
                 self._deliver(group.clients, item)
+        if self._count and not self._waking and not self.parking:  # senders wake LINGER after the first event
+            self._waking = True
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_later(LINGER, self._wake_senders)
+
+    def _wake_senders(self) -> None:
+        """Wake every sender that waits with something in its queue (unless the generator goes first: then
+        _look wakes them once it is done)."""
+        self._waking = False
+        if self.parking:
+            return
+        for client in self._all():
+            if client.queue and client.waiter is not None:
+                client.wake()
 
     def _deliver(self, clients: list[Client], item: tuple[int, Message]) -> None:
-        parking = self.parking  # the generator is behind: the senders are woken when it is done (_look)
         for client in clients:
             queue = client.queue
             if len(queue) == queue.maxlen and not client.catching_up:
@@ -211,12 +229,6 @@ class Hub:
                     client.close(SLOW, f"too slow: lost more than {self.drop_limit} messages (the queue holds "
                                        f"{queue.maxlen})")
             queue.append(item)
-            if not parking:
-                waiter = client.waiter
-                if waiter is not None:
-                    client.waiter = None
-                    if not waiter.done():
-                        waiter.set_result(None)
 
     def recent(self, after: int, filter: Filter) -> tuple[int, list[tuple[int, Message]]]:
         """The ring's events with seq > after that the filter lets through, and the first seq the ring still
