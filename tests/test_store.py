@@ -24,11 +24,11 @@ from engine.envelope.fields import format_timestamp, parse_timestamp
 from engine.errors import UsageError
 from engine.sinks.sqlite import open_sqlite
 from engine.store import ChainQuery, EventQuery, StoreError, decode_cursor, encode_cursor, open_store
-from engine.store.aggregates import percentile
+from engine.store.aggregates import Timestamps, percentile
 from engine.store.query import causal_order, glob_match
 from engine.store.sqlite import SQLiteStore
 from engine.store.writer import StoreWriter
-from tests.conftest import CHAINS, ROOT, START
+from tests.conftest import CHAINS, ROOT, START, START_MS
 
 Item = tuple[Any, ...]  # ("event", event, line) or ("end", correlation_id, chain, outcome, at)
 
@@ -748,3 +748,12 @@ def test_two_writers_on_one_file_are_told_apart(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="another writer has written the same seqs") as caught:
         second.close()
     assert "one process writes to a store file at a time" in str(caught.value)
+
+
+def test_timestamps_over_more_seconds_than_the_cache_keeps() -> None:
+    """A batch whose timestamps span more distinct seconds than the cache keeps still converts every one."""
+    stamps = [START_MS + 1_000 * n + n % 1000 for n in range(3 * Timestamps.KEPT)]
+    timestamps = Timestamps()
+
+    assert stamps == timestamps.many([format_timestamp(ms) for ms in stamps])
+    assert stamps == [timestamps.ms(format_timestamp(ms)) for ms in stamps]

@@ -72,10 +72,8 @@ class Timestamps:
             prefix = text[:19]
             second = self._seconds.get(prefix)
             if second is None:
-                if len(self._seconds) >= self.KEPT:
-                    self._seconds.clear()
-                moment = dt.datetime.fromisoformat(prefix).replace(tzinfo=dt.UTC)
-                second = self._seconds[prefix] = int(moment.timestamp())
+                self._make_room(1)
+                second = self._seconds[prefix] = _second_of(prefix)
             return second * 1000 + int(text[20:23])
         return parse_timestamp(text)
 
@@ -84,10 +82,20 @@ class Timestamps:
         rest in C."""
         prefixes = list(map(_PREFIX, texts))
         known = self._seconds
-        for prefix in set(prefixes).difference(known):
-            self.ms(prefix + ".000Z")
+        missing = set(prefixes).difference(known)
+        if missing:
+            self._make_room(len(missing))
+            known.update((prefix, _second_of(prefix)) for prefix in missing)
         seconds = map(known.__getitem__, prefixes)
         return list(map(operator.add, map((1000).__mul__, seconds), map(int, map(_MILLIS, texts))))
+
+    def _make_room(self, count: int) -> None:
+        if len(self._seconds) + count > self.KEPT:
+            self._seconds.clear()
+
+
+def _second_of(prefix: str) -> int:
+    return int(dt.datetime.fromisoformat(prefix).replace(tzinfo=dt.UTC).timestamp())
 
 
 class Plan(NamedTuple):
