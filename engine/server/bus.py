@@ -103,6 +103,7 @@ class EventBus:
 
         self.generator = LiveGenerator(catalog, sink=fan_out([bus_sink, *self.extra_sinks]), scenario=scenario,
                                        seed=seed, speed=speed, only=only)
+        self.hub.due = self.generator.next_due  # the stream's senders let the generator's due steps go first
         self.generator_settings = generator_settings
         self.retention, self.token, self.cors = retention, token, tuple(cors)
         self._retaining: asyncio.Task[None] | None = None
