@@ -90,14 +90,18 @@ def serve(args: argparse.Namespace) -> int:
 
     config = uvicorn.Config(create_app(bus), log_level="warning" if args.quiet else "info", access_log=not args.quiet,
                             ws="websockets-sansio", ws_ping_interval=args.ping / 1000, ws_ping_timeout=args.ping / 1000,
-                            ws_max_size=65_536, lifespan="on", timeout_graceful_shutdown=5,
-                            h11_max_incomplete_event_size=16_384)
+                            # no per-message deflate: it would compress every message again for each client
+                            ws_max_size=65_536, ws_per_message_deflate=False, lifespan="on",
+                            timeout_graceful_shutdown=5, h11_max_incomplete_event_size=16_384)
     server = _server(config, bus)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     for note in notes:
         print(f"chainsim: {note}", file=sys.stderr)
     server.url = f"http://{shown}:{port}/"
+    from ..process import settle_memory
+
+    settle_memory()  # the cycle collector on again (the command starts with it off), with fewer, shorter pauses
     began = time.perf_counter()
     import asyncio
 
