@@ -757,3 +757,13 @@ def test_timestamps_over_more_seconds_than_the_cache_keeps() -> None:
 
     assert stamps == timestamps.many([format_timestamp(ms) for ms in stamps])
     assert stamps == [timestamps.ms(format_timestamp(ms)) for ms in stamps]
+
+
+def test_timestamps_when_the_cache_fills_between_batches() -> None:
+    """Seconds cached by an earlier batch, then a batch that fills the cache: its known seconds still convert."""
+    timestamps = Timestamps()
+    early = [START_MS + 1_000 * n for n in range(10)]
+    timestamps.many([format_timestamp(ms) for ms in early])
+    later = early + [START_MS + 1_000 * n for n in range(10, Timestamps.KEPT + 5)]
+
+    assert later == timestamps.many([format_timestamp(ms) for ms in later])

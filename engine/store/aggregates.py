@@ -84,7 +84,9 @@ class Timestamps:
         known = self._seconds
         missing = set(prefixes).difference(known)
         if missing:
-            self._make_room(len(missing))
+            if len(known) + len(missing) > self.KEPT:
+                known.clear()
+                missing = set(prefixes)
             known.update((prefix, _second_of(prefix)) for prefix in missing)
         seconds = map(known.__getitem__, prefixes)
         return list(map(operator.add, map((1000).__mul__, seconds), map(int, map(_MILLIS, texts))))
