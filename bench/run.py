@@ -27,6 +27,10 @@ import virtual  # noqa: E402
 import wallclock  # noqa: E402
 from _common import BENCH  # noqa: E402
 
+# The server's benches print tables of their own (see bench/README.md): run after the suite's, in processes of
+# their own, with --smoke in smoke mode.
+SERVER_BENCHES = ("delivery.py", "store.py")
+
 
 def machine() -> dict[str, str]:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -67,6 +71,9 @@ def main() -> int:
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    for name in SERVER_BENCHES:
+        print(f"\n## {name}\n", flush=True)
+        subprocess.run([sys.executable, str(BENCH / name), *(["--smoke"] if smoke else [])], check=True)
     return 0
 
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from engine.envelope.fields import parse_timestamp as parse_ms
+from engine.sinks import SinkBase
 
 from .conftest import START_MS, run
 
@@ -197,18 +198,12 @@ def test_default_outcome_is_the_last_step(catalog_of):
     assert {("plain", "done"): 3} == dict(stats.by_outcome)
 
 
-class _Collect:
+class _Collect(SinkBase):
     def __init__(self) -> None:
         self.events: list[dict] = []
 
     def write(self, event: dict, line: bytes) -> None:
         self.events.append(event)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_faker_dates_follow_the_simulated_clock(catalog_of):

@@ -338,3 +338,15 @@ def test_the_default_store_is_a_file_in_the_working_directory(tmp_path):
     with Server("--seed", "1", "--count", "3", cwd=tmp_path) as server, httpx.Client(timeout=10) as client:
         wait_until(lambda: client.get(f"{server.api}/statistics").json()["events"] > 0)
     assert Path(tmp_path, ".chainsim", "events.db").is_file()
+
+
+def test_retention_deletes_the_oldest_events_in_the_background():
+    with Server("--store", "memory", "--seed", "1", "--rate", "100", "--retain", "50") as server, \
+            httpx.Client(timeout=10) as client:
+        def trimmed() -> bool:
+            generated = client.get(f"{server.api}/generator").json()["generated"]["events"]
+            stats = client.get(f"{server.api}/statistics").json()
+            return generated > 400 and stats["events"] < generated / 2
+        wait_until(trimmed, timeout=30)
+        oldest = client.get(f"{server.api}/events", params={"order": "asc", "limit": "1"}).json()["events"][0]
+        assert client.get(f"{server.api}/statistics").json()["since"] == oldest["timestamp"]

@@ -334,3 +334,13 @@ def test_a_run_leaves_the_process_as_it_found_it(catalog):
     run_to_list(catalog, RunOptions(seed=1, start_ms=0, count=50, rate=10))  # simulated 1970
     assert before == (date_time.datetime, date_time._get_local_timezone, BaseProvider.random_elements)
     assert dt.date.today().year == faker.Faker().date_this_year().year
+
+
+def test_a_timestamp_one_millisecond_before_1970_is_formatted_as_such():
+    """The timestamp cache starts empty: the second before the epoch (-1) is formatted, not taken as cached."""
+    from engine.envelope.fields import Clock, format_timestamp
+
+    assert format_timestamp(-1) == "1969-12-31T23:59:59.999Z"
+    clock = Clock()
+    assert [clock.format(ms) for ms in (-1000, -1, 0)] == [
+        "1969-12-31T23:59:59.000Z", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00.000Z"]

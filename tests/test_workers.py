@@ -301,3 +301,10 @@ def test_without_posix_locks_workers_fall_back_to_fixed_shards(monkeypatch):
     fixed = json.loads(job("chains", options, 1, 2, None))
     assert (None, [1, 2]) == (fixed["claims_fd"], fixed["shard"])
     assert options == RunOptions.from_json(json.dumps(fixed["options"]))  # the options come whole
+
+
+def test_the_sqlite_sink_with_workers_is_a_usage_error(tmp_path):
+    """The store records chain ends, which the workers' merge does not carry: refused, not silently in flight."""
+    result = cli("--chains", str(CHAINS), "--count", "10", "--workers", "2", "--sink", f"sqlite:{tmp_path / 'x.db'}")
+    assert result.returncode == 2 and "sqlite sink runs in one process" in result.stderr.decode()
+    assert not (tmp_path / "x.db").exists()

@@ -120,6 +120,10 @@ def _run_workers(args: argparse.Namespace, options: RunOptions) -> int:
 
     if args.shard is not None:
         raise UsageError("give --workers or --shard, not both")
+    if any(spec.startswith("sqlite:") for spec in args.sink):
+        # The store records when each chain instance finishes (Sink.end_chain), which the workers' merge of
+        # lines does not carry: every chain would stay "in flight".
+        raise UsageError("the sqlite sink runs in one process: drop --workers (it writes about 30,000 events/s)")
     # The workers load and check the chain files; the parent does not (on two cores, a third process
     # loading them would only slow the workers down). It opens the sinks once every worker is ready, so
     # invalid files leave the output alone.

@@ -41,7 +41,7 @@ class Clock:
     __slots__ = ("_second", "_prefix")
 
     def __init__(self) -> None:
-        self._second = -1
+        self._second: int | None = None  # no second yet (-1 is a real one: 1969-12-31T23:59:59)
         self._prefix = ""
 
     def format(self, ms: int) -> str:
