@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from .api import simulate, stream
     from .envelope import NATIVE, Encoding
     from .load.catalog import Catalog, load_catalog
-    from .run.live import LiveGenerator
     from .run.arrivals import Arrival, Arrivals
     from .run.collect import run_to_list
+    from .run.live import LiveGenerator
     from .run.options import RunOptions, Stats
     from .run.simulation import Simulation
     from .sinks import Sink, SinkBase
