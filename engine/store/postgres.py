@@ -32,7 +32,17 @@ from ..envelope import NATIVE
 from ..errors import StoreError, UsageError
 from ..sinks.postgres import CONNECT_TIMEOUT_S, DEFAULT_TABLE, INSTALL, SCHEMA, TABLE_NAME
 from .aggregates import Aggregates, ChainEnd, StoredEvent
-from .query import ChainQuery, EventQuery, Page, causal_order, chain_summary, encode_cursor, is_glob
+from .query import (
+    ChainQuery,
+    EventQuery,
+    Page,
+    causal_order,
+    chain_summary,
+    chains_page,
+    chains_sql,
+    encode_cursor,
+    is_glob,
+)
 
 CHUNK = 10_000
 USAGE = "a PostgreSQL store is postgresql://USER@HOST:PORT/DBNAME[?table=events]"
@@ -365,24 +375,10 @@ class PostgresStore:
         return detail
 
     def chains(self, query: ChainQuery) -> Page:
-        where, params = [], []
-        for name in ("chain", "outcome", "status"):
-            value = getattr(query, name)
-            if value is not None:
-                where.append(f"{name} = %s")
-                params.append(value)
-        if query.after is not None:
-            where.append("first_seq < %s" if query.order == "desc" else "first_seq > %s")
-            params.append(query.after)
-        text = f"SELECT {CHAIN_COLUMNS} FROM {{chains}}"
-        if where:
-            text += " WHERE " + " AND ".join(where)
-        text += f" ORDER BY first_seq {query.order.upper()} LIMIT %s"
+        sql, params = chains_sql(query, CHAIN_COLUMNS, "{chains}", "%s")
         with self._reading() as conn:
-            rows = conn.execute(self._q(text), (*params, query.limit + 1)).fetchall()
-        more = len(rows) > query.limit
-        return Page([chain_summary(row) for row in rows[:query.limit]],
-                    encode_cursor(rows[query.limit - 1][3], query.order, "chains") if more else None)
+            rows = conn.execute(self._q(sql), params).fetchall()
+        return chains_page(rows, query)
 
     def statistics(self) -> dict[str, Any]:
         return self.aggregates.statistics()

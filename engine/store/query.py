@@ -218,3 +218,28 @@ def chain_summary(row: Sequence[Any]) -> dict[str, Any]:
     return {"correlation_id": str(cid), "chain": chain, "tenant_id": tenant, "status": status,
             "outcome": outcome if status == "finished" else None, "start": format_timestamp(int(start)),
             "end": format_timestamp(int(end)), "duration_ms": int(end) - int(start), "event_count": int(count)}
+
+
+def chains_sql(query: ChainQuery, columns: str, table: str, mark: str) -> tuple[str, list[Any]]:
+    """The SELECT of one page of chain instances (one row more than the page, to know if another follows), with
+    `mark` as the driver's parameter placeholder (`?` for SQLite, `%s` for psycopg)."""
+    where, params = [], []
+    for name in ("chain", "outcome", "status"):
+        value = getattr(query, name)
+        if value is not None:
+            where.append(f"{name} = {mark}")
+            params.append(value)
+    if query.after is not None:
+        where.append(f"first_seq {'<' if query.order == 'desc' else '>'} {mark}")
+        params.append(query.after)
+    sql = f"SELECT {columns} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY first_seq {query.order.upper()} LIMIT {mark}", [*params, query.limit + 1]
+
+
+def chains_page(rows: Sequence[Sequence[Any]], query: ChainQuery) -> Page:
+    """The page of chain summaries from chains_sql's rows (column 3 is first_seq, the cursor's position)."""
+    more = len(rows) > query.limit
+    return Page([chain_summary(row) for row in rows[:query.limit]],
+                encode_cursor(rows[query.limit - 1][3], query.order, "chains") if more else None)

@@ -30,7 +30,17 @@ import orjson
 
 from ..errors import StoreError
 from .aggregates import FINISHED, IN_FLIGHT, Aggregates, ChainEnd, StoredEvent
-from .query import ChainQuery, EventQuery, Page, causal_order, chain_summary, encode_cursor, is_glob
+from .query import (
+    ChainQuery,
+    EventQuery,
+    Page,
+    causal_order,
+    chain_summary,
+    chains_page,
+    chains_sql,
+    encode_cursor,
+    is_glob,
+)
 
 LAYOUT = 1
 APPLICATION_ID = 0x63736D31  # "csm1"
@@ -364,24 +374,10 @@ class SQLiteStore:
         return detail
 
     def chains(self, query: ChainQuery) -> Page:
-        where, params = [], []
-        for name in ("chain", "outcome", "status"):
-            value = getattr(query, name)
-            if value is not None:
-                where.append(f"{name} = ?")
-                params.append(value)
-        if query.after is not None:
-            where.append("first_seq < ?" if query.order == "desc" else "first_seq > ?")
-            params.append(query.after)
-        sql = f"SELECT {CHAIN_COLUMNS} FROM chains"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY first_seq {query.order.upper()} LIMIT ?"
+        sql, params = chains_sql(query, CHAIN_COLUMNS, "chains", "?")
         with self._reading() as conn:
-            rows = conn.execute(sql, (*params, query.limit + 1)).fetchall()
-        more = len(rows) > query.limit
-        items = [chain_summary(row) for row in rows[:query.limit]]
-        return Page(items, encode_cursor(rows[query.limit - 1][3], query.order, "chains") if more else None)
+            rows = conn.execute(sql, params).fetchall()
+        return chains_page(rows, query)
 
     def statistics(self) -> dict[str, Any]:
         return self.aggregates.statistics()

@@ -57,12 +57,7 @@ class StoreWriter(SinkBase):
 
     # ---- the generator's thread
     def write(self, event: dict[str, Any], line: bytes) -> None:
-        if self._error is not None:
-            self._raise()
-        seq = self.last_assigned = self.last_assigned + 1
-        self._append((seq, *self._fields(event), line))
-        if not seq % self.batch_rows:
-            self._full()
+        self.assign(event, line)
 
     def assign(self, event: dict[str, Any], line: bytes) -> int:
         """`write`, returning the seq given to the event (what the server broadcasts it with)."""
