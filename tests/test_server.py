@@ -363,3 +363,18 @@ def test_a_port_in_use_exits_2_with_the_reason():
                                 capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_template_that_fails_while_serving_stops_the_generator_and_says_where(tmp_path):
+    import textwrap
+
+    from .conftest import FAILS_AT_INSTANCE_3
+
+    (tmp_path / "div.yaml").write_text(textwrap.dedent(FAILS_AT_INSTANCE_3))
+    with Server("--store", "memory", "--seed", "1", "--interval", "50ms", "--initial", "1", chains=tmp_path) \
+            as server, httpx.Client(timeout=10) as client:
+        state = wait_until(lambda: (s := client.get(f"{server.api}/generator").json())["error"] and s)
+        assert state["running"] is False and "div.yaml" in state["error"]
+        wait_until(lambda: client.get(f"{server.api}/statistics").json()["events"] == 3)  # those before it stay
+        code = server.stop()
+    assert code == 2 and "div.yaml:" in server.stderr and "Traceback" not in server.stderr

@@ -104,6 +104,7 @@ def generator_state(bus: EventBus) -> dict[str, Any]:
             "rate": options.rate, "shape": options.shape, "count": options.count,
             "duration_ms": options.duration_ms, "speed": options.speed},
         "token_required": bus.token is not None,
+        "error": None if generator.error is None else str(generator.error),  # what ended the last run, if it failed
     }
 
 

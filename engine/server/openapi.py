@@ -41,7 +41,7 @@ GENERATOR = {
                    "generated": {"type": "object", "properties": {"events": {"type": "integer"},
                                                                    "chains": {"type": "integer"}}},
                    "run": {"type": ["object", "null"]}, "token_required": {"type": "boolean"},
-                   "error": {"type": "string"}},
+                   "error": {"type": ["string", "null"]}},
 }
 START = {
     "type": "object", "additionalProperties": False,
