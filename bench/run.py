@@ -29,7 +29,7 @@ from _common import BENCH  # noqa: E402
 
 # The server's benches print tables of their own (see bench/README.md): run after the suite's, in processes of
 # their own, with --smoke in smoke mode.
-SERVER_BENCHES = ("delivery.py", "store.py")
+SERVER_BENCHES = ("delivery.py", "store.py", "queries.py")
 
 
 def machine() -> dict[str, str]:

@@ -378,3 +378,17 @@ def test_a_template_that_fails_while_serving_stops_the_generator_and_says_where(
         wait_until(lambda: client.get(f"{server.api}/statistics").json()["events"] == 3)  # those before it stay
         code = server.stop()
     assert code == 2 and "div.yaml:" in server.stderr and "Traceback" not in server.stderr
+
+
+def test_the_listening_socket_is_tcp_so_responses_are_not_held_by_nagle():
+    """asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP: with 0, every keep-alive response
+    waited for the client's delayed ACK (bench/queries.py saw 44 ms for /healthz)."""
+    import socket
+
+    from engine.cli.serve import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
