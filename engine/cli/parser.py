@@ -148,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_run_flags(run: argparse.ArgumentParser) -> None:
-    """The flags of `run` (and of every verb that runs chains)."""
+def add_run_flags(run: argparse.ArgumentParser, sink_help: str | None = None) -> None:
+    """The flags of `run` (and of every verb that runs chains; `sink_help` says what --sink means there)."""
     group = run.add_argument_group("what to run")
     group.add_argument("--count", type=positive_int, metavar="N",
                        help="start exactly N chain instances, in virtual time unless --realtime, then exit")
@@ -193,7 +193,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     output = run.add_argument_group("output")
     output.add_argument("--output", "-o", metavar="FILE", help="write JSON lines to FILE instead of stdout")
     output.add_argument("--sink", action="append", default=[], metavar="SPEC",
-                        help="send events to a sink, repeatable: jsonl:- (stdout), jsonl:FILE, "
-                             "kafka://HOST:PORT/TOPIC, postgresql://USER@HOST:PORT/DBNAME?table=events")
+                        help=sink_help or "send events to a sink, repeatable: jsonl:- (stdout), jsonl:FILE, "
+                             "kafka://HOST:PORT/TOPIC, postgresql://USER@HOST:PORT/DBNAME?table=events, "
+                             "sqlite:FILE")
     output.add_argument("--quiet", "-q", action="store_true",
                         help="print only the one-line summary on stderr, and no progress line")

@@ -30,7 +30,9 @@ CLIENT_QUEUE, MAX_CLIENTS, DEFAULT_TOPIC = 1000, 256, "chainsim.events"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .parser import add_run_flags, duration, positive_int
 
-    add_run_flags(parser)
+    add_run_flags(parser, sink_help="also send events to a sink, repeatable: auto (the default: Kafka too when "
+                                    "a broker answers, see --kafka), kafka://HOST:PORT/TOPIC, postgresql://..., "
+                                    "jsonl:FILE")
     group = parser.add_argument_group("server")
     group.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; any other needs --token)")
