@@ -27,6 +27,7 @@ import orjson
 from ..errors import UsageError
 from ..sinks import Sink, SinkBase
 from ..sinks.fanout import fan_out
+from ..sinks.memory import CallbackSink
 from .options import RunOptions, Stats
 from .settings import Settings, resolve
 
@@ -64,14 +65,6 @@ class _Subscription:
         self.ready.set()
 
 
-class _Callback(SinkBase):
-    def __init__(self, callback: Callable[[dict[str, Any]], Any]) -> None:
-        self.callback = callback
-
-    def write(self, event: dict[str, Any], line: bytes) -> None:
-        self.callback(orjson.loads(line))
-
-
 class LiveGenerator:
     """Runs a catalog (or a scenario) on the wall clock in the running event loop, between start() and stop().
 
@@ -97,7 +90,7 @@ class LiveGenerator:
         if sink is not None:
             sinks.append(sink)
         if callback is not None:
-            sinks.append(_Callback(callback))
+            sinks.append(CallbackSink(callback))
         self.sink = fan_out(sinks)
         self.simulation: Simulation | None = None
         self.options: RunOptions | None = None

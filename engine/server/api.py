@@ -6,7 +6,6 @@ asks the store in a worker thread (the event loop keeps generating and streaming
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hmac
 import math
 from typing import Any
@@ -15,6 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..envelope.fields import format_timestamp
 from ..errors import RequestError, UsageError
 from ..store.query import ChainQuery, EventQuery, Page
 from .bus import EventBus
@@ -97,7 +97,7 @@ def generator_state(bus: EventBus) -> dict[str, Any]:
     options = generator.options
     return {
         "running": generator.running,
-        "since": _rfc3339(generator.since) if generator.since is not None else None,
+        "since": format_timestamp(round(generator.since * 1000)) if generator.since is not None else None,
         "generated": generator.generated(),
         "run": None if options is None else {
             "seed": options.seed, "initial": options.initial, "interval_ms": options.interval_ms,
@@ -227,8 +227,3 @@ def _check_shape(value: Any) -> None:
         first = problems[0]
         raise RequestError("shape", f"{json_path(first.path)}: {first.message}",
                            first.hint or "a traffic shape as in a scenario's run.shape")
-
-
-def _rfc3339(epoch_s: float) -> str:
-    moment = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
